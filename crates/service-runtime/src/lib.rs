@@ -1,0 +1,18 @@
+//! The runtime every seller-backend binary shares: typed configuration from the environment, the command line
+//! (`--help`, `serve`, `migrate`), telemetry (tracing, OTLP, Prometheus), the health and metrics endpoints, graceful
+//! shutdown with one cancellation token, and the connections to PostgreSQL, Redis, Pub/Sub and Kafka.
+//!
+//! A binary's `main` reads its config with [`config::Env`], then calls [`cli::run`] with a closure that builds its
+//! adapters and serves until the [`CancellationToken`](tokio_util::sync::CancellationToken) fires.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod kafka;
+pub mod pubsub;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use tokio_util::sync::CancellationToken;
