@@ -1,1 +1,129 @@
-fn main() {}
+//! `cargo xtask <task>`: the real logic behind the Makefile.
+//!
+//! - `run`: the whole system locally (PostgreSQL, Redis, the Pub/Sub emulator, a Kafka broker, the Shopee
+//!   sandbox and the five binaries), until Ctrl-C.
+//! - `test`: formatting, clippy `-D warnings`, then every test against real services, starting what is missing.
+//! - `services`: start what the tests need and leave it running.
+//! - `bench`: the benchmarks (see docs/benchmarks.md).
+
+mod bench;
+mod run;
+mod services;
+
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "seller-backend developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Start the whole system locally against the Shopee sandbox; Ctrl-C stops everything it started.
+    Run,
+    /// fmt check + clippy -D warnings + all tests (real PostgreSQL, Redis, Pub/Sub emulator).
+    Test {
+        /// Skip fmt and clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for the test runner (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Start PostgreSQL, Redis and the Pub/Sub emulator if they are not running, and leave them running.
+    Services,
+    /// fmt check and clippy -D warnings.
+    Lint,
+    /// Run benchmarks and print their figures.
+    Bench {
+        /// Which benchmarks (all when empty).
+        names: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Run => run::run(),
+        Task::Test { no_lint, args } => test(no_lint, &args),
+        Task::Services => services::ensure_all().map(|started| {
+            for s in started {
+                // Keep what we started running for the developer.
+                s.detach();
+            }
+        }),
+        Task::Lint => lint(),
+        Task::Bench { names } => bench::run(&names),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, inheriting output; fails with the command line when it fails.
+pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("==> {}", shown.replace('"', ""));
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {shown}: {e}"))?;
+    anyhow::ensure!(status.success(), "{shown} failed ({status})");
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn lint() -> anyhow::Result<()> {
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn test(no_lint: bool, args: &[String]) -> anyhow::Result<()> {
+    if !no_lint {
+        lint()?;
+    }
+    let started = services::ensure_all()?;
+    let mut runner = if has_nextest() {
+        let mut c = cargo();
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        c
+    } else {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+        c
+    };
+    runner
+        .args(args)
+        .env("PUBSUB_EMULATOR_HOST", services::PUBSUB_EMULATOR_HOST);
+    let tests = sh(&mut runner);
+    let doc_tests = if tests.is_ok() && has_nextest() {
+        // nextest does not run doc tests.
+        sh(cargo().args(["test", "--workspace", "--doc"]))
+    } else {
+        Ok(())
+    };
+    let deploy = if std::path::Path::new("deploy/validate.sh").exists() {
+        sh(Command::new("bash").arg("deploy/validate.sh"))
+    } else {
+        Ok(())
+    };
+    drop(started);
+    tests.and(doc_tests).and(deploy)
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

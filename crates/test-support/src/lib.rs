@@ -12,6 +12,8 @@ use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+pub mod contract;
+
 /// The server tests create their databases on. `TEST_PG_URL` overrides.
 pub fn pg_admin_url() -> String {
     std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -35,7 +37,18 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A new database with the schema applied.
     pub async fn new() -> Self {
+        let db = Self::empty().await;
+        service_runtime::db::MIGRATOR
+            .run(&db.pool)
+            .await
+            .expect("migrate");
+        db
+    }
+
+    /// A new database with nothing in it.
+    pub async fn empty() -> Self {
         let admin = pg_admin_url();
         let name = format!("sbt_{}", uuid::Uuid::new_v4().simple());
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)

@@ -1,0 +1,30 @@
+# seller-backend front door: thin targets over `cargo xtask` (the real logic lives in xtask/).
+# The cargo target directory is cached outside the checkout so repeated builds and CI runs are quick.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/seller-backend/target
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint bench services build fmt
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
+
+run: ## The whole system locally against the Shopee sandbox (Ctrl-C stops it all)
+	cargo xtask run
+
+test: ## fmt + clippy -D warnings + every test, starting PostgreSQL, Redis and the Pub/Sub emulator as needed
+	cargo xtask test
+
+lint: ## fmt check + clippy -D warnings
+	cargo xtask lint
+
+bench: ## Benchmarks, printed (see docs/benchmarks.md)
+	cargo xtask bench
+
+services: ## Start what the tests need and leave it running
+	cargo xtask services
+
+build: ## Release build of every binary (no database needed)
+	cargo build --release --workspace --locked
+
+fmt: ## Format the code
+	cargo fmt --all

@@ -1,0 +1,60 @@
+//! Integration tests for catalog-sync-worker, against the real binary, PostgreSQL, Redis and the Pub/Sub emulator.
+
+mod contract {
+    use service_runtime::config::PubSubConfig;
+    use test_support::contract::{Contract, check};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn binary_honours_the_operational_contract() {
+        let pubsub = PubSubConfig {
+            project_id: "contract-catalog-sync".into(),
+            emulator_host: Some(test_support::pubsub_emulator_host()),
+        };
+        let topics = service_runtime::pubsub::topic_admin(&pubsub)
+            .await
+            .expect("topic admin");
+        let subs = service_runtime::pubsub::subscription_admin(&pubsub)
+            .await
+            .expect("subscription admin");
+        for (topic, sub) in [
+            ("price-updates", "seller-backend-price-update-subscription"),
+            (
+                "inventory-updates",
+                "seller-backend-inventory-update-subscription",
+            ),
+        ] {
+            service_runtime::pubsub::ensure_topic(&topics, &pubsub.topic_path(topic))
+                .await
+                .expect("topic");
+            service_runtime::pubsub::ensure_subscription(
+                &subs,
+                &pubsub.subscription_path(sub),
+                &pubsub.topic_path(topic),
+                10,
+            )
+            .await
+            .expect("subscription");
+        }
+        let required = vec![
+            ("SHOPEE_PARTNER_ID", "1000001".into()),
+            ("SHOPEE_PARTNER_KEY", "test-partner-key".into()),
+            (
+                "TOKEN_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            ),
+            ("PUBSUB_PROJECT_ID", pubsub.project_id.clone()),
+            ("PRICE_UPDATE_TOPIC", "price-updates".into()),
+            ("INVENTORY_UPDATE_TOPIC", "inventory-updates".into()),
+        ];
+        let extra = vec![
+            ("REDIS_URL", test_support::redis_url()),
+            ("PUBSUB_EMULATOR_HOST", test_support::pubsub_emulator_host()),
+        ];
+        check(Contract {
+            exe: env!("CARGO_BIN_EXE_catalog-sync-worker"),
+            required,
+            extra,
+        })
+        .await;
+    }
+}
