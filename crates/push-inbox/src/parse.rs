@@ -1,0 +1,235 @@
+//! The push envelope: `{"shop_id": 123, "code": 3, "timestamp": 1700000000, "data": {...}}`.
+
+use domain::{OrderSn, ShopId};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Why a (correctly signed) body cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the body is not a JSON object")]
+    NotAnObject,
+    #[error("`{field}` is invalid: {problem}")]
+    Field { field: &'static str, problem: String },
+}
+
+/// Code 3: an order changed status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStatusPush {
+    pub order_sn: OrderSn,
+    pub status: String,
+    pub update_time: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushKind {
+    /// Code 3.
+    OrderStatus(OrderStatusPush),
+    /// Code 4: a tracking number was assigned.
+    TrackingNumber { order_sn: OrderSn },
+    /// Codes 1 and 2: the shop was (de)authorized; 12: authorization about to expire; anything else.
+    Other,
+}
+
+/// A parsed push, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub shop_id: Option<ShopId>,
+    pub code: Option<i32>,
+    pub kind: PushKind,
+    pub dedup_key: String,
+    pub payload: Value,
+}
+
+impl Push {
+    /// Parses a raw body whose signature was already verified. Unknown codes are accepted (stored and
+    /// acknowledged); a known code with a malformed `data` is an error.
+    pub fn parse(raw: &[u8]) -> Result<Self, PushError> {
+        let payload: Value = serde_json::from_slice(raw).map_err(|e| PushError::NotJson(e.to_string()))?;
+        Self::from_value(payload, raw)
+    }
+
+    /// A push recovered through `get_lost_push_message`, whose `data` arrives as a JSON string.
+    pub fn from_lost(
+        shop_id: Option<u64>,
+        code: i32,
+        data: &str,
+        timestamp: Option<i64>,
+    ) -> Result<Self, PushError> {
+        let data: Value = serde_json::from_str(data).map_err(|e| PushError::NotJson(e.to_string()))?;
+        let payload =
+            serde_json::json!({"shop_id": shop_id, "code": code, "timestamp": timestamp, "data": data});
+        let raw = serde_json::to_vec(&payload).map_err(|e| PushError::NotJson(e.to_string()))?;
+        Self::from_value(payload, &raw)
+    }
+
+    fn from_value(payload: Value, raw: &[u8]) -> Result<Self, PushError> {
+        let obj = payload.as_object().ok_or(PushError::NotAnObject)?;
+        let shop_id = match obj.get("shop_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|id| ShopId::new(id).ok())
+                    .ok_or_else(|| field("shop_id", "must be a positive integer"))?,
+            ),
+        };
+        let code = match obj.get("code") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .and_then(|c| i32::try_from(c).ok())
+                    .ok_or_else(|| field("code", "must be an integer"))?,
+            ),
+        };
+        let data = obj.get("data");
+        let kind = match code {
+            Some(3) => PushKind::OrderStatus(order_status(data)?),
+            Some(4) => PushKind::TrackingNumber {
+                order_sn: order_sn(data)?,
+            },
+            _ => PushKind::Other,
+        };
+        let shop = shop_id.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let dedup_key = match &kind {
+            PushKind::OrderStatus(o) => format!(
+                "3:{shop}:{}:{}:{}",
+                o.order_sn,
+                o.status,
+                o.update_time.map_or_else(|| "-".into(), |t| t.to_string())
+            ),
+            _ => format!(
+                "{}:{shop}:{}",
+                code.map_or_else(|| "-".into(), |c| c.to_string()),
+                hex::encode(Sha256::digest(canonical(&payload, raw)))
+            ),
+        };
+        Ok(Self {
+            shop_id,
+            code,
+            kind,
+            dedup_key,
+            payload,
+        })
+    }
+
+    pub fn order_sn(&self) -> Option<&OrderSn> {
+        match &self.kind {
+            PushKind::OrderStatus(o) => Some(&o.order_sn),
+            PushKind::TrackingNumber { order_sn } => Some(order_sn),
+            PushKind::Other => None,
+        }
+    }
+}
+
+/// The bytes a non-order push is deduplicated on: its JSON re-serialized without the volatile `timestamp`, so a
+/// redelivery of the same event with a new envelope timestamp is still the same push.
+fn canonical(payload: &Value, raw: &[u8]) -> Vec<u8> {
+    let mut stable = payload.clone();
+    if let Some(obj) = stable.as_object_mut() {
+        obj.remove("timestamp");
+    }
+    serde_json::to_vec(&stable).unwrap_or_else(|_| raw.to_vec())
+}
+
+fn field(field: &'static str, problem: &str) -> PushError {
+    PushError::Field {
+        field,
+        problem: problem.to_owned(),
+    }
+}
+
+fn order_sn(data: Option<&Value>) -> Result<OrderSn, PushError> {
+    let raw = data
+        .and_then(|d| d.get("ordersn").or_else(|| d.get("order_sn")))
+        .and_then(Value::as_str)
+        .ok_or_else(|| field("data.ordersn", "is missing"))?;
+    OrderSn::parse(raw).map_err(|e| field("data.ordersn", &e.problem))
+}
+
+fn order_status(data: Option<&Value>) -> Result<OrderStatusPush, PushError> {
+    let order_sn = order_sn(data)?;
+    let status = data
+        .and_then(|d| d.get("status"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .ok_or_else(|| field("data.status", "is missing"))?
+        .to_owned();
+    let update_time = data.and_then(|d| d.get("update_time")).and_then(Value::as_i64);
+    Ok(OrderStatusPush {
+        order_sn,
+        status,
+        update_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn order_status_push() {
+        let raw = br#"{"shop_id": 900001, "code": 3, "timestamp": 1700000000,
+            "data": {"ordersn": "2511250ABCDEF", "status": "READY_TO_SHIP", "update_time": 1700000001}}"#;
+        let push = Push::parse(raw).unwrap();
+        assert_eq!(push.shop_id.unwrap().get(), 900001);
+        assert_eq!(push.dedup_key, "3:900001:2511250ABCDEF:READY_TO_SHIP:1700000001");
+        assert_eq!(push.order_sn().unwrap().as_str(), "2511250ABCDEF");
+    }
+
+    #[test]
+    fn unknown_codes_and_verification_pushes_are_accepted() {
+        let push = Push::parse(br#"{"shop_id": 1, "code": 999, "data": {"x": 1}}"#).unwrap();
+        assert_eq!(push.kind, PushKind::Other);
+        assert!(push.dedup_key.starts_with("999:1:"));
+        let push = Push::parse(br#"{"timestamp": 1}"#).unwrap();
+        assert_eq!(push.code, None);
+    }
+
+    #[test]
+    fn same_event_with_a_new_envelope_timestamp_is_the_same_push() {
+        let a = Push::parse(br#"{"shop_id": 1, "code": 12, "timestamp": 1, "data": {"expire": 5}}"#).unwrap();
+        let b = Push::parse(br#"{"shop_id": 1, "code": 12, "timestamp": 2, "data": {"expire": 5}}"#).unwrap();
+        assert_eq!(a.dedup_key, b.dedup_key);
+    }
+
+    #[test]
+    fn malformed_bodies_say_what_is_wrong() {
+        assert!(matches!(Push::parse(b"{"), Err(PushError::NotJson(_))));
+        assert_eq!(Push::parse(b"[1]"), Err(PushError::NotAnObject));
+        let err =
+            Push::parse(br#"{"shop_id": 1, "code": 3, "data": {"status": "READY_TO_SHIP"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "`data.ordersn` is invalid: is missing");
+        assert!(Push::parse(br#"{"shop_id": -4, "code": 3}"#).is_err());
+        assert!(Push::parse(br#"{"shop_id": 1, "code": "3"}"#).is_err());
+    }
+
+    #[test]
+    fn lost_pushes_parse_their_string_data() {
+        let p = Push::from_lost(
+            Some(7),
+            3,
+            r#"{"ordersn":"ABC123","status":"READY_TO_SHIP","update_time":5}"#,
+            Some(9),
+        )
+        .unwrap();
+        assert_eq!(p.dedup_key, "3:7:ABC123:READY_TO_SHIP:5");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Push::parse(&raw);
+        }
+
+        #[test]
+        fn never_panics_on_any_json(code in any::<i64>(), shop in any::<i64>(), sn in "\\PC{0,40}") {
+            let body = serde_json::json!({"shop_id": shop, "code": code, "data": {"ordersn": sn, "status": sn}});
+            let _ = Push::parse(&serde_json::to_vec(&body).unwrap());
+        }
+    }
+}
