@@ -1,9 +1,17 @@
 //! webhook-gateway: the Shopee-facing HTTP service.
 
+pub mod push;
+
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use push_inbox::Inbox;
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, ShopeeConfig};
+use service_runtime::config::{self, ConfigError, EncryptionKey, Env, Secret, ShopeeConfig};
 use service_runtime::health::{Dependency, Health};
+use shopee_client::sign::PushSignatureMode;
 
 pub const NAME: &str = "webhook-gateway";
 
@@ -12,14 +20,37 @@ pub struct Config {
     pub shopee: ShopeeConfig,
     /// The public URL registered at Shopee; part of the push signature.
     pub push_callback_url: String,
+    /// What the push signature covers (Shopee's docs are unsettled: see docs/operations.md).
+    pub push_signature_mode: PushSignatureMode,
+    /// The key pushes are signed with: `SHOPEE_PUSH_PARTNER_KEY` when set, else the partner key.
+    pub push_key: Secret,
     pub token_key: EncryptionKey,
     pub hub_config_url: String,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let shopee = ShopeeConfig::from_env(env)?;
+        let push_signature_mode = match env
+            .or_default::<String>("SHOPEE_PUSH_SIGNATURE_MODE", "url_and_body")?
+            .as_str()
+        {
+            "url_and_body" => PushSignatureMode::UrlAndBody,
+            "body_only" => PushSignatureMode::BodyOnly,
+            other => {
+                return Err(ConfigError::Malformed {
+                    var: "SHOPEE_PUSH_SIGNATURE_MODE",
+                    problem: format!("expected `url_and_body` or `body_only`, got `{other}`"),
+                });
+            }
+        };
+        let push_key = env
+            .optional("SHOPEE_PUSH_PARTNER_KEY")?
+            .unwrap_or_else(|| shopee.partner_key.clone());
         Ok(Self {
-            shopee: ShopeeConfig::from_env(env)?,
+            push_signature_mode,
+            push_key,
+            shopee,
             push_callback_url: env.required(
                 "SHOPEE_PUSH_CALLBACK_URL",
                 "the public push URL registered at Shopee, e.g. https://seller.example.com/webhooks/shopee",
@@ -51,8 +82,24 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         vec![Dependency::Postgres(pool.clone())],
         serve.shutdown.clone(),
     );
-    let app = Router::new().merge(health.router());
+    let app = router(&serve.config, pool.clone()).merge(health.router());
     cli::serve_http(serve.listener, app, serve.shutdown).await?;
     pool.close().await;
     Ok(())
+}
+
+/// The Shopee-facing routes.
+pub fn router(config: &Config, pool: sqlx::PgPool) -> Router {
+    let push_state = push::PushState {
+        inbox: Inbox::new(pool),
+        verifier: Arc::new(push::PushVerifier {
+            mode: config.push_signature_mode,
+            key: config.push_key.clone(),
+            callback_url: config.push_callback_url.clone(),
+        }),
+    };
+    Router::new()
+        .route("/webhooks/shopee", post(push::receive))
+        .with_state(push_state)
+        .layer(DefaultBodyLimit::max(push::MAX_PUSH_BYTES))
 }

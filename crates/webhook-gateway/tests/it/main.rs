@@ -1,5 +1,7 @@
 //! Integration tests for webhook-gateway, against the real binary and real PostgreSQL.
 
+mod push;
+
 mod contract {
     use test_support::contract::{Contract, check};
 
