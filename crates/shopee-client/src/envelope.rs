@@ -149,13 +149,7 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(scalar_text)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        Value::Array(items) => Some(items.iter().filter_map(scalar_text).collect::<Vec<_>>().join(",")),
         Value::Object(_) => Some(v.to_string()),
     }
 }
@@ -279,7 +273,15 @@ mod tests {
     #[test]
     fn get_puts_everything_in_the_query() {
         let params = json!({"order_sn_list": ["A1", "B2"], "response_optional_fields": ["item_list", "total_amount"], "cursor": "", "nothing": null});
-        let r = build_request("http://h/", 2001887, "key", &GET_EP, Some(shop()), 1655714431, &params);
+        let r = build_request(
+            "http://h/",
+            2001887,
+            "key",
+            &GET_EP,
+            Some(shop()),
+            1655714431,
+            &params,
+        );
         assert_eq!(r.url, "http://h/api/v2/order/get_order_detail");
         assert!(r.body.is_none());
         let q: std::collections::HashMap<_, _> = r.query.iter().cloned().collect();
@@ -308,7 +310,10 @@ mod tests {
         let r = build_request("http://h", 1, "key", &POST_EP, Some(shop()), 100, &params);
         assert_eq!(r.body.as_ref(), Some(&params));
         let keys: Vec<_> = r.query.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["partner_id", "timestamp", "sign", "access_token", "shop_id"]);
+        assert_eq!(
+            keys,
+            ["partner_id", "timestamp", "sign", "access_token", "shop_id"]
+        );
     }
 
     #[test]
@@ -317,7 +322,10 @@ mod tests {
         let r = build_request("http://h", 7, "key", &ep, None, 100, &json!({"code": "c"}));
         let keys: Vec<_> = r.query.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["partner_id", "timestamp", "sign"]);
-        assert_eq!(r.query[2].1, sign::sign_public("key", 7, "/api/v2/auth/token/get", 100));
+        assert_eq!(
+            r.query[2].1,
+            sign::sign_public("key", 7, "/api/v2/auth/token/get", 100)
+        );
     }
 
     #[test]
@@ -343,14 +351,23 @@ mod tests {
         let e = read_answer(&GET_EP, None, 200, None, b"not json", now()).unwrap_err();
         assert!(matches!(e, Error::Decode { .. }));
         // error: null counts as success.
-        let a = read_answer(&GET_EP, None, 200, None, br#"{"error":null,"response":{}}"#, now()).unwrap();
+        let a = read_answer(
+            &GET_EP,
+            None,
+            200,
+            None,
+            br#"{"error":null,"response":{}}"#,
+            now(),
+        )
+        .unwrap();
         assert_eq!(a.payload, json!({}));
     }
 
     #[test]
     fn top_level_endpoints_keep_the_whole_body() {
         let ep = Endpoint::post("/api/v2/auth/token/get").public().top_level();
-        let body = br#"{"request_id":"r","error":"","access_token":"a","refresh_token":"b","expire_in":14400}"#;
+        let body =
+            br#"{"request_id":"r","error":"","access_token":"a","refresh_token":"b","expire_in":14400}"#;
         let a = read_answer(&ep, None, 200, None, body, now()).unwrap();
         assert_eq!(a.payload["expire_in"], 14400);
     }

@@ -64,7 +64,9 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
     /// No answer: the connection failed, timed out or broke.
-    #[error("Shopee {api} could not be reached ({failure:?}: {detail}); check connectivity, it is retried with backoff")]
+    #[error(
+        "Shopee {api} could not be reached ({failure:?}: {detail}); check connectivity, it is retried with backoff"
+    )]
     Transport {
         api: &'static str,
         failure: TransportFailure,
@@ -72,7 +74,8 @@ pub enum Error {
     },
     /// The access token was refused after a refresh, or no valid token pair exists.
     #[error(
-        "Shopee refused the credentials of shop {shop_id} on {api} ({code}: {message}; request_id {request_id}); the seller must authorize the app again"
+        "Shopee refused the credentials of shop {} on {api} ({code}: {message}; request_id {request_id}); the seller must authorize the app again",
+        shop_id.map_or_else(|| "-".to_owned(), |s| s.to_string())
     )]
     Auth {
         api: &'static str,
@@ -82,10 +85,14 @@ pub enum Error {
         request_id: String,
     },
     /// No token pair is stored for the shop.
-    #[error("shop {shop_id} has no stored Shopee tokens; the seller must open the auth link and authorize the app")]
+    #[error(
+        "shop {shop_id} has no stored Shopee tokens; the seller must open the auth link and authorize the app"
+    )]
     NotAuthorized { shop_id: ShopId },
     /// `error_limit`: the daily quota is spent.
-    #[error("Shopee daily quota spent on {api} (request_id {request_id}); wait until {reset_at} (00:00 UTC+8)")]
+    #[error(
+        "Shopee daily quota spent on {api} (request_id {request_id}); wait until {reset_at} (00:00 UTC+8)"
+    )]
     Quota {
         api: &'static str,
         request_id: String,
@@ -202,11 +209,7 @@ impl Error {
         };
         // The URL holds access_token and sign in its query: never keep it.
         let detail = e.without_url().to_string();
-        Error::Transport {
-            api,
-            failure,
-            detail,
-        }
+        Error::Transport { api, failure, detail }
     }
 }
 
@@ -375,22 +378,36 @@ mod tests {
 
     #[test]
     fn token_errors_are_auth() {
-        assert_eq!(answer(403, "error_auth", "Invalid access_token.").kind(), ErrorKind::Auth);
+        assert_eq!(
+            answer(403, "error_auth", "Invalid access_token.").kind(),
+            ErrorKind::Auth
+        );
         assert_eq!(answer(200, "invalid_acceess_token", "").kind(), ErrorKind::Auth);
         assert!(answer(403, "error_auth", "Invalid access_token.").is_invalid_token());
         // error_auth about something else (e.g. the shop did not authorize this partner) is permanent.
-        assert_eq!(answer(403, "error_auth", "no permission for this shop").kind(), ErrorKind::Permanent);
+        assert_eq!(
+            answer(403, "error_auth", "no permission for this shop").kind(),
+            ErrorKind::Permanent
+        );
     }
 
     #[test]
     fn permanent_codes_carry_code_message_and_request_id() {
-        for code in ["error_param", "error_sign", "error_permission", "error_cannot_update_price_in_promotion"] {
+        for code in [
+            "error_param",
+            "error_sign",
+            "error_permission",
+            "error_cannot_update_price_in_promotion",
+        ] {
             let e = answer(400, code, "what was wrong");
             assert_eq!(e.kind(), ErrorKind::Permanent);
             assert_eq!(e.shopee_code(), Some(code));
             assert_eq!(e.request_id(), Some("req-1"));
             let text = e.to_string();
-            assert!(text.contains(code) && text.contains("what was wrong") && text.contains("req-1"), "{text}");
+            assert!(
+                text.contains(code) && text.contains("what was wrong") && text.contains("req-1"),
+                "{text}"
+            );
             assert!(text.contains("retrying will not help"), "{text}");
         }
     }
@@ -403,8 +420,14 @@ mod tests {
             Error::Quota { reset_at, .. } => assert_eq!(reset_at, at("2026-11-26T16:00:00Z")),
             other => panic!("{other:?}"),
         }
-        assert_eq!(next_quota_reset(at("2026-11-26T16:00:00Z")), at("2026-11-27T16:00:00Z"));
-        assert_eq!(next_quota_reset(at("2026-11-26T15:59:59Z")), at("2026-11-26T16:00:00Z"));
+        assert_eq!(
+            next_quota_reset(at("2026-11-26T16:00:00Z")),
+            at("2026-11-27T16:00:00Z")
+        );
+        assert_eq!(
+            next_quota_reset(at("2026-11-26T15:59:59Z")),
+            at("2026-11-26T16:00:00Z")
+        );
     }
 
     proptest! {

@@ -172,7 +172,10 @@ impl RateLimiter {
     fn warn_degraded(&self, why: &str) {
         let mut st = self.local.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if st.last_warning.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+        if st
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
             st.last_warning = Some(now);
             tracing::warn!(
                 error = why,
@@ -231,7 +234,8 @@ mod tests {
     #[test]
     fn keys_are_per_shop_and_per_api() {
         let mut c = cfg(10, 1);
-        c.per_api.insert("/api/v2/product/update_stock".into(), NonZeroU32::new(2).unwrap());
+        c.per_api
+            .insert("/api/v2/product/update_stock".into(), NonZeroU32::new(2).unwrap());
         let rl = RateLimiter::new(c, None);
         let shop = ShopId::new(7).ok();
         let b = rl.buckets(shop, "/api/v2/product/update_stock");
@@ -279,6 +283,10 @@ mod tests {
             rl.acquire(shop, "/a").await.unwrap();
         }
         // 6 calls at 20/s: the last one goes 5 x 50 ms after the first.
-        assert!(started.elapsed() >= Duration::from_millis(240), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(240),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -14,11 +14,7 @@ use crate::config::RetryPolicy;
 pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let mut rng = rand::rng();
     backoff_with(policy, attempt, retry_after, |lo, hi| {
-        if hi <= lo {
-            lo
-        } else {
-            rng.random_range(lo..=hi)
-        }
+        if hi <= lo { lo } else { rng.random_range(lo..=hi) }
     })
 }
 

@@ -126,26 +126,41 @@ pub enum InboundAuthError {
     BadSignature,
 }
 
+/// What an inbound quotation call carried: its path and the `partner_id`, `timestamp`, `sign` query params.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotationCall<'a> {
+    /// The request path, e.g. `/shopee/quotation` (whether Shopee signs the full URL is unconfirmed).
+    pub path: &'a str,
+    pub partner_id: u64,
+    pub timestamp: i64,
+    pub sign: &'a str,
+}
+
+/// What a quotation call is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotationCheck<'a> {
+    pub partner_key: &'a str,
+    pub expected_partner_id: u64,
+    /// Unix seconds now.
+    pub now: i64,
+    /// Accepted distance between `timestamp` and `now`, in seconds.
+    pub window_secs: i64,
+}
+
 /// Verifies the quotation URL call: `sign` = HMAC-SHA256(partner_key, partner_id + path + timestamp), with the
-/// timestamp within `window_secs` of `now`. `path` is the request path (e.g. `/shopee/quotation`).
+/// timestamp within `window_secs` of `now`.
 pub fn verify_quotation(
-    partner_key: &str,
-    expected_partner_id: u64,
-    path: &str,
-    partner_id: u64,
-    timestamp: i64,
-    sign: &str,
-    now: i64,
-    window_secs: i64,
+    check: &QuotationCheck<'_>,
+    call: &QuotationCall<'_>,
 ) -> Result<(), InboundAuthError> {
-    if partner_id != expected_partner_id {
+    if call.partner_id != check.expected_partner_id {
         return Err(InboundAuthError::WrongPartner);
     }
-    if (now - timestamp).abs() > window_secs {
+    if (check.now - call.timestamp).abs() > check.window_secs {
         return Err(InboundAuthError::Expired);
     }
-    let base = public_base_string(partner_id, path, timestamp);
-    if verify_hex(sign, partner_key.as_bytes(), base.as_bytes()) {
+    let base = public_base_string(call.partner_id, call.path, call.timestamp);
+    if verify_hex(call.sign, check.partner_key.as_bytes(), base.as_bytes()) {
         Ok(())
     } else {
         Err(InboundAuthError::BadSignature)
@@ -251,20 +266,29 @@ mod tests {
     #[test]
     fn quotation_signature_and_window() {
         let sign = sign_public("key", 7, "/shopee/quotation", 1_000);
+        let check = |key, now| QuotationCheck {
+            partner_key: key,
+            expected_partner_id: 7,
+            now,
+            window_secs: 300,
+        };
+        let call = |partner_id| QuotationCall {
+            path: "/shopee/quotation",
+            partner_id,
+            timestamp: 1_000,
+            sign: &sign,
+        };
+        assert_eq!(verify_quotation(&check("key", 1_100), &call(7)), Ok(()));
         assert_eq!(
-            verify_quotation("key", 7, "/shopee/quotation", 7, 1_000, &sign, 1_100, 300),
-            Ok(())
-        );
-        assert_eq!(
-            verify_quotation("key", 7, "/shopee/quotation", 7, 1_000, &sign, 2_000, 300),
+            verify_quotation(&check("key", 2_000), &call(7)),
             Err(InboundAuthError::Expired)
         );
         assert_eq!(
-            verify_quotation("key", 7, "/shopee/quotation", 8, 1_000, &sign, 1_000, 300),
+            verify_quotation(&check("key", 1_000), &call(8)),
             Err(InboundAuthError::WrongPartner)
         );
         assert_eq!(
-            verify_quotation("other", 7, "/shopee/quotation", 7, 1_000, &sign, 1_000, 300),
+            verify_quotation(&check("other", 1_000), &call(7)),
             Err(InboundAuthError::BadSignature)
         );
     }

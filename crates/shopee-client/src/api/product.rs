@@ -1,0 +1,604 @@
+//! Products: listing, base info, models, price, stock, content, and Instant Mart outlet updates.
+//!
+//! `update_price` and `update_stock` set absolute values (idempotent) for one item per call and report per-model
+//! failures in `failure_list`: check [`UpdatePriceResponse::failure_list`] / [`UpdateStockResponse::failure_list`]
+//! even when the call succeeds.
+//!
+//! Instant Mart (unconfirmed shapes: Shopee's guide 643 describes the calls, not every field): price and stock are
+//! set per outlet shop; `batch_update_outlet_*` take up to 100 items and answer a `task_id` to poll with
+//! `get_batch_task_result`.
+
+use domain::{ItemId, ModelId, ShopId};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Number;
+
+use super::Extra;
+use crate::client::ShopeeClient;
+use crate::envelope::Endpoint;
+use crate::error::{Error, Result};
+
+pub const GET_ITEM_LIST: Endpoint = Endpoint::get("/api/v2/product/get_item_list");
+pub const GET_ITEM_BASE_INFO: Endpoint = Endpoint::get("/api/v2/product/get_item_base_info");
+pub const GET_MODEL_LIST: Endpoint = Endpoint::get("/api/v2/product/get_model_list");
+pub const UPDATE_PRICE: Endpoint = Endpoint::post("/api/v2/product/update_price");
+pub const UPDATE_STOCK: Endpoint = Endpoint::post("/api/v2/product/update_stock");
+pub const UPDATE_ITEM: Endpoint = Endpoint::post("/api/v2/product/update_item");
+pub const GET_MART_ITEM_BY_OUTLET_ITEM_ID: Endpoint =
+    Endpoint::get("/api/v2/product/get_mart_item_by_outlet_item_id");
+/// Absolute values, but each call starts a new task: a blind retry makes a second task with the same values.
+pub const BATCH_UPDATE_OUTLET_PRICE: Endpoint = Endpoint::post("/api/v2/product/batch_update_outlet_price");
+pub const BATCH_UPDATE_OUTLET_STOCK: Endpoint = Endpoint::post("/api/v2/product/batch_update_outlet_stock");
+pub const GET_BATCH_TASK_RESULT: Endpoint = Endpoint::get("/api/v2/product/get_batch_task_result");
+
+pub const ITEM_BASE_INFO_BATCH: usize = 50;
+pub const PRICE_STOCK_LIST_MAX: usize = 50;
+pub const OUTLET_BATCH_MAX: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemStatus {
+    Normal,
+    Banned,
+    Unlist,
+    Reviewing,
+    SellerDelete,
+    ShopeeDelete,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetItemListRequest {
+    pub offset: u32,
+    /// 1..=100.
+    pub page_size: u32,
+    /// Serialized comma-separated.
+    pub item_status: Vec<ItemStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time_from: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time_to: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemListEntry {
+    pub item_id: ItemId,
+    #[serde(default)]
+    pub item_status: Option<ItemStatus>,
+    #[serde(default)]
+    pub update_time: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetItemListResponse {
+    #[serde(default)]
+    pub item: Vec<ItemListEntry>,
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub has_next_page: bool,
+    #[serde(default)]
+    pub next_offset: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PriceInfo {
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub original_price: Option<Number>,
+    #[serde(default)]
+    pub current_price: Option<Number>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SellerStock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StockSummary {
+    #[serde(default)]
+    pub total_reserved_stock: i64,
+    #[serde(default)]
+    pub total_available_stock: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StockInfoV2 {
+    #[serde(default)]
+    pub summary_info: Option<StockSummary>,
+    #[serde(default)]
+    pub seller_stock: Vec<SellerStock>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemBaseInfo {
+    pub item_id: ItemId,
+    #[serde(default)]
+    pub category_id: Option<u64>,
+    #[serde(default)]
+    pub item_name: String,
+    #[serde(default)]
+    pub item_sku: String,
+    #[serde(default)]
+    pub item_status: Option<ItemStatus>,
+    #[serde(default)]
+    pub has_model: bool,
+    #[serde(default)]
+    pub price_info: Vec<PriceInfo>,
+    #[serde(default)]
+    pub stock_info_v2: Option<StockInfoV2>,
+    #[serde(default)]
+    pub weight: Option<Number>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub create_time: Option<i64>,
+    #[serde(default)]
+    pub update_time: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetItemBaseInfoRequest {
+    /// 1..=50, serialized comma-separated.
+    pub item_id_list: Vec<ItemId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetItemBaseInfoResponse {
+    #[serde(default)]
+    pub item_list: Vec<ItemBaseInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetModelListRequest {
+    pub item_id: ItemId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Model {
+    pub model_id: ModelId,
+    #[serde(default)]
+    pub model_sku: String,
+    #[serde(default)]
+    pub price_info: Vec<PriceInfo>,
+    #[serde(default)]
+    pub stock_info_v2: Option<StockInfoV2>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetModelListResponse {
+    #[serde(default)]
+    pub tier_variation: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub model: Vec<Model>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PriceEntry {
+    /// `ModelId::NONE` (0) for an item without models.
+    pub model_id: ModelId,
+    /// Build with [`price_number`] from `Money`.
+    pub original_price: Number,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdatePriceRequest {
+    pub item_id: ItemId,
+    /// 1..=50.
+    pub price_list: Vec<PriceEntry>,
+}
+
+/// A model Shopee refused, with its reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFailure {
+    #[serde(default)]
+    pub model_id: Option<ModelId>,
+    #[serde(default)]
+    pub location_id: Option<String>,
+    #[serde(default)]
+    pub failed_reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PriceSuccess {
+    pub model_id: ModelId,
+    #[serde(default)]
+    pub original_price: Option<Number>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdatePriceResponse {
+    #[serde(default)]
+    pub success_list: Vec<PriceSuccess>,
+    #[serde(default)]
+    pub failure_list: Vec<ModelFailure>,
+}
+
+impl UpdatePriceResponse {
+    pub fn all_succeeded(&self) -> bool {
+        self.failure_list.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StockEntry {
+    pub model_id: ModelId,
+    /// Multi-warehouse shops must set `location_id`.
+    pub seller_stock: Vec<SellerStock>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateStockRequest {
+    pub item_id: ItemId,
+    /// 1..=50.
+    pub stock_list: Vec<StockEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StockSuccess {
+    pub model_id: ModelId,
+    #[serde(default)]
+    pub location_id: Option<String>,
+    #[serde(default)]
+    pub stock: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateStockResponse {
+    #[serde(default)]
+    pub success_list: Vec<StockSuccess>,
+    #[serde(default)]
+    pub failure_list: Vec<ModelFailure>,
+}
+
+impl UpdateStockResponse {
+    pub fn all_succeeded(&self) -> bool {
+        self.failure_list.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemDimension {
+    pub package_length: u32,
+    pub package_width: u32,
+    pub package_height: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemImage {
+    pub image_id_list: Vec<String>,
+}
+
+/// Only the fields set are sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateItemRequest {
+    pub item_id: ItemId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_sku: Option<String>,
+    /// Kilograms, as Shopee's JSON number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<ItemDimension>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ItemImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_status: Option<ItemStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateItemResponse {
+    #[serde(default)]
+    pub item_id: Option<ItemId>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetMartItemRequest {
+    pub outlet_item_id: ItemId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetMartItemResponse {
+    pub mart_item_id: ItemId,
+    #[serde(default)]
+    pub mart_shop_id: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutletPriceItem {
+    pub item_id: ItemId,
+    pub price_list: Vec<PriceEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchUpdateOutletPriceRequest {
+    /// 1..=100.
+    pub item_list: Vec<OutletPriceItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutletStockItem {
+    pub item_id: ItemId,
+    pub stock_list: Vec<StockEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchUpdateOutletStockRequest {
+    /// 1..=100.
+    pub item_list: Vec<OutletStockItem>,
+}
+
+/// A batch task id; Shopee may send it as a number or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(pub String);
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(TaskId(s)),
+            serde_json::Value::Number(n) => Ok(TaskId(n.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "task_id must be a string or number, got {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchTaskCreated {
+    pub task_id: TaskId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetBatchTaskResultRequest {
+    pub task_id: TaskId,
+}
+
+/// One element of a batch that failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchFailure {
+    #[serde(default)]
+    pub item_id: Option<ItemId>,
+    #[serde(default)]
+    pub model_id: Option<ModelId>,
+    #[serde(default)]
+    pub failed_reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchSuccess {
+    #[serde(default)]
+    pub item_id: Option<ItemId>,
+    #[serde(default)]
+    pub model_id: Option<ModelId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchTaskStatus {
+    Processing,
+    Done,
+    Failed,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetBatchTaskResultResponse {
+    pub status: BatchTaskStatus,
+    #[serde(default)]
+    pub success_list: Vec<BatchSuccess>,
+    #[serde(default)]
+    pub failure_list: Vec<BatchFailure>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A price for Shopee's JSON number from integer centavos, with no floating-point arithmetic: `1290` -> `12.9`.
+pub fn price_number(money: domain::Money) -> Number {
+    let c = money.centavos();
+    let text = if c % 100 == 0 {
+        format!("{}", c / 100)
+    } else {
+        format!("{}.{:02}", c / 100, c % 100)
+    };
+    // `text` is a plain decimal, which always parses as a JSON number.
+    serde_json::from_str(&text).unwrap_or_else(|_| Number::from(c / 100))
+}
+
+fn check_len(api: &'static str, what: &str, len: usize, max: usize) -> Result<()> {
+    if len == 0 || len > max {
+        return Err(Error::InvalidRequest {
+            api,
+            problem: format!("{what} must hold 1..={max} entries, got {len}"),
+        });
+    }
+    Ok(())
+}
+
+impl ShopeeClient {
+    /// `GET /api/v2/product/get_item_list`: one page.
+    pub async fn get_item_list(
+        &self,
+        shop_id: ShopId,
+        req: &GetItemListRequest,
+    ) -> Result<GetItemListResponse> {
+        check_len(GET_ITEM_LIST.path, "page_size", req.page_size as usize, 100)?;
+        self.shop_call(shop_id, &GET_ITEM_LIST, req).await
+    }
+
+    /// `GET /api/v2/product/get_item_base_info` for any number of items, in calls of at most 50.
+    pub async fn get_item_base_info(
+        &self,
+        shop_id: ShopId,
+        item_ids: &[ItemId],
+    ) -> Result<Vec<ItemBaseInfo>> {
+        let mut out = Vec::with_capacity(item_ids.len());
+        for chunk in item_ids.chunks(ITEM_BASE_INFO_BATCH) {
+            let req = GetItemBaseInfoRequest {
+                item_id_list: chunk.to_vec(),
+            };
+            let resp: GetItemBaseInfoResponse = self.shop_call(shop_id, &GET_ITEM_BASE_INFO, &req).await?;
+            out.extend(resp.item_list);
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/v2/product/get_model_list`.
+    pub async fn get_model_list(&self, shop_id: ShopId, item_id: ItemId) -> Result<GetModelListResponse> {
+        self.shop_call(shop_id, &GET_MODEL_LIST, &GetModelListRequest { item_id })
+            .await
+    }
+
+    /// `POST /api/v2/product/update_price` (one item, 1..=50 models). Per-model refusals are in `failure_list`.
+    pub async fn update_price(
+        &self,
+        shop_id: ShopId,
+        req: &UpdatePriceRequest,
+    ) -> Result<UpdatePriceResponse> {
+        check_len(
+            UPDATE_PRICE.path,
+            "price_list",
+            req.price_list.len(),
+            PRICE_STOCK_LIST_MAX,
+        )?;
+        self.shop_call(shop_id, &UPDATE_PRICE, req).await
+    }
+
+    /// `POST /api/v2/product/update_stock` (one item, 1..=50 models). Per-model refusals are in `failure_list`.
+    pub async fn update_stock(
+        &self,
+        shop_id: ShopId,
+        req: &UpdateStockRequest,
+    ) -> Result<UpdateStockResponse> {
+        check_len(
+            UPDATE_STOCK.path,
+            "stock_list",
+            req.stock_list.len(),
+            PRICE_STOCK_LIST_MAX,
+        )?;
+        self.shop_call(shop_id, &UPDATE_STOCK, req).await
+    }
+
+    /// `POST /api/v2/product/update_item`: content (name, description, images, weight, dimensions, status).
+    pub async fn update_item(&self, shop_id: ShopId, req: &UpdateItemRequest) -> Result<UpdateItemResponse> {
+        self.shop_call(shop_id, &UPDATE_ITEM, req).await
+    }
+
+    /// `GET /api/v2/product/get_mart_item_by_outlet_item_id` (called as the outlet shop).
+    pub async fn get_mart_item_by_outlet_item_id(
+        &self,
+        outlet_shop_id: ShopId,
+        outlet_item_id: ItemId,
+    ) -> Result<GetMartItemResponse> {
+        self.shop_call(
+            outlet_shop_id,
+            &GET_MART_ITEM_BY_OUTLET_ITEM_ID,
+            &GetMartItemRequest { outlet_item_id },
+        )
+        .await
+    }
+
+    /// `POST /api/v2/product/batch_update_outlet_price` (1..=100 items): starts a task; poll its result.
+    pub async fn batch_update_outlet_price(
+        &self,
+        outlet_shop_id: ShopId,
+        req: &BatchUpdateOutletPriceRequest,
+    ) -> Result<BatchTaskCreated> {
+        check_len(
+            BATCH_UPDATE_OUTLET_PRICE.path,
+            "item_list",
+            req.item_list.len(),
+            OUTLET_BATCH_MAX,
+        )?;
+        self.shop_call(outlet_shop_id, &BATCH_UPDATE_OUTLET_PRICE, req)
+            .await
+    }
+
+    /// `POST /api/v2/product/batch_update_outlet_stock` (1..=100 items): starts a task; poll its result.
+    pub async fn batch_update_outlet_stock(
+        &self,
+        outlet_shop_id: ShopId,
+        req: &BatchUpdateOutletStockRequest,
+    ) -> Result<BatchTaskCreated> {
+        check_len(
+            BATCH_UPDATE_OUTLET_STOCK.path,
+            "item_list",
+            req.item_list.len(),
+            OUTLET_BATCH_MAX,
+        )?;
+        self.shop_call(outlet_shop_id, &BATCH_UPDATE_OUTLET_STOCK, req)
+            .await
+    }
+
+    /// `GET /api/v2/product/get_batch_task_result`.
+    pub async fn get_batch_task_result(
+        &self,
+        shop_id: ShopId,
+        task_id: &TaskId,
+    ) -> Result<GetBatchTaskResultResponse> {
+        self.shop_call(
+            shop_id,
+            &GET_BATCH_TASK_RESULT,
+            &GetBatchTaskResultRequest {
+                task_id: task_id.clone(),
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn partial_failures_surface_per_model() {
+        let r: UpdatePriceResponse = serde_json::from_str(
+            r#"{"success_list":[{"model_id":1,"original_price":12.9}],"failure_list":[{"model_id":2,"failed_reason":"error_cannot_update_price_in_promotion"}]}"#,
+        )
+        .unwrap();
+        assert!(!r.all_succeeded());
+        assert_eq!(r.failure_list[0].model_id, Some(ModelId::new(2).unwrap()));
+        assert_eq!(
+            r.failure_list[0].failed_reason,
+            "error_cannot_update_price_in_promotion"
+        );
+    }
+
+    #[test]
+    fn task_id_reads_numbers_and_strings() {
+        let a: BatchTaskCreated = serde_json::from_str(r#"{"task_id":123}"#).unwrap();
+        let b: BatchTaskCreated = serde_json::from_str(r#"{"task_id":"123"}"#).unwrap();
+        assert_eq!(a.task_id, b.task_id);
+    }
+
+    proptest! {
+        #[test]
+        fn price_number_round_trips_through_money(c in 0i64..100_000_000_000) {
+            let m = domain::Money::from_centavos(c).unwrap();
+            let n = price_number(m);
+            prop_assert_eq!(domain::Money::from_shopee_number(&n).unwrap(), m);
+        }
+    }
+}
