@@ -54,11 +54,11 @@ impl<'a> Args<'a> {
                 .map(Some)
                 .ok_or_else(|| ApiError::param(format!("{} must be a non-negative integer", self.name(key)))),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::param(format!("{} must be a non-negative integer", self.name(key)))),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| {
+                    ApiError::param(format!("{} must be a non-negative integer", self.name(key)))
+                })
+            }
             Some(_) => Err(ApiError::param(format!("{} must be an integer", self.name(key)))),
         }
     }
@@ -118,19 +118,6 @@ impl<'a> Args<'a> {
         }
     }
 
-    pub fn opt_bool(&self, key: &str) -> ApiResult<Option<bool>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.as_str() {
-                "true" => Ok(Some(true)),
-                "false" => Ok(Some(false)),
-                _ => Err(ApiError::param(format!("{} must be a boolean", self.name(key)))),
-            },
-            Some(_) => Err(ApiError::param(format!("{} must be a boolean", self.name(key)))),
-        }
-    }
-
     /// A list of strings: a JSON array or a comma-separated string.
     pub fn str_list(&self, key: &str) -> ApiResult<Vec<String>> {
         match self.get(key) {
@@ -146,7 +133,10 @@ impl<'a> Args<'a> {
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(ApiError::param(format!("{} must be a list of strings", self.name(key)))),
+                    _ => Err(ApiError::param(format!(
+                        "{} must be a list of strings",
+                        self.name(key)
+                    ))),
                 })
                 .collect(),
             Some(_) => Err(ApiError::param(format!("{} must be a list", self.name(key)))),

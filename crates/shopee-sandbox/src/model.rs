@@ -330,7 +330,7 @@ pub struct SeedDiscount {
     pub items: Vec<SeedDiscountItem>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SeedDiscountItem {
     pub item_id: u64,

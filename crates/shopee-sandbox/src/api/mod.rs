@@ -1,0 +1,352 @@
+//! The Shopee side: one handler for every `/api/v2/...` path. It applies injected faults, checks partner_id,
+//! timestamp, sign and access token as Shopee does, applies rate limits, dispatches to the API's handler, wraps the
+//! answer in Shopee's envelope and writes the journal entry.
+
+mod auth;
+mod discounts;
+mod logistics;
+mod orders;
+mod products;
+mod push;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use shopee_client::sign;
+
+use crate::Shared;
+use crate::args::Args;
+use crate::config::ms;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{FaultKind, JournalEntry};
+use crate::state::{Inner, now_ms};
+
+/// What a handler answers.
+pub(crate) enum Out {
+    /// Success: `response` (and an optional `warning`) in the envelope.
+    Data { response: Value, warning: String },
+    /// Success with the fields at the top level (auth endpoints).
+    TopLevel(Map<String, Value>),
+    /// HTTP 302 to this URL (auth_partner).
+    Redirect(String),
+}
+
+pub(crate) fn ok(response: Value) -> ApiResult<Out> {
+    Ok(Out::Data {
+        response,
+        warning: String::new(),
+    })
+}
+
+/// The call being handled.
+pub(crate) struct Ctx {
+    /// 0 for public APIs.
+    pub shop_id: u64,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Public,
+    Shop,
+}
+
+type Handler = fn(&mut Inner, &Ctx, &Args) -> ApiResult<Out>;
+
+fn route(path: &str) -> Option<(Method, Kind, Handler)> {
+    use Kind::{Public, Shop};
+    let (get, post) = (Method::GET, Method::POST);
+    let r: (Method, Kind, Handler) = match path {
+        "/api/v2/shop/auth_partner" => (get, Public, auth::auth_partner),
+        "/api/v2/auth/token/get" => (post, Public, auth::token_get),
+        "/api/v2/auth/access_token/get" => (post, Public, auth::access_token_get),
+        "/api/v2/push/get_lost_push_message" => (get, Public, push::get_lost_push_message),
+        "/api/v2/push/confirm_consumed_lost_push_message" => (post, Public, push::confirm_consumed),
+        "/api/v2/order/get_order_list" => (get, Shop, orders::get_order_list),
+        "/api/v2/order/get_order_detail" => (get, Shop, orders::get_order_detail),
+        "/api/v2/order/cancel_order" => (post, Shop, orders::cancel_order),
+        "/api/v2/product/get_item_list" => (get, Shop, products::get_item_list),
+        "/api/v2/product/get_item_base_info" => (get, Shop, products::get_item_base_info),
+        "/api/v2/product/get_model_list" => (get, Shop, products::get_model_list),
+        "/api/v2/product/update_price" => (post, Shop, products::update_price),
+        "/api/v2/product/update_stock" => (post, Shop, products::update_stock),
+        "/api/v2/product/update_item" => (post, Shop, products::update_item),
+        "/api/v2/product/get_mart_item_by_outlet_item_id" => (get, Shop, products::get_mart_item),
+        "/api/v2/product/batch_update_outlet_price" => (post, Shop, products::batch_update_outlet_price),
+        "/api/v2/product/batch_update_outlet_stock" => (post, Shop, products::batch_update_outlet_stock),
+        "/api/v2/product/get_batch_task_result" => (get, Shop, products::get_batch_task_result),
+        "/api/v2/logistics/get_shipping_parameter" => (get, Shop, logistics::get_shipping_parameter),
+        "/api/v2/logistics/ship_order" => (post, Shop, logistics::ship_order),
+        "/api/v2/logistics/update_tracking_status" => (post, Shop, logistics::update_tracking_status),
+        "/api/v2/logistics/get_tracking_number" => (get, Shop, logistics::get_tracking_number),
+        "/api/v2/discount/add_discount" => (post, Shop, discounts::add_discount),
+        "/api/v2/discount/add_discount_item" => (post, Shop, discounts::add_discount_item),
+        "/api/v2/discount/update_discount" => (post, Shop, discounts::update_discount),
+        "/api/v2/discount/update_discount_item" => (post, Shop, discounts::update_discount_item),
+        "/api/v2/discount/delete_discount_item" => (post, Shop, discounts::delete_discount_item),
+        "/api/v2/discount/end_discount" => (post, Shop, discounts::end_discount),
+        "/api/v2/discount/delete_discount" => (post, Shop, discounts::delete_discount),
+        "/api/v2/discount/get_discount" => (get, Shop, discounts::get_discount),
+        "/api/v2/discount/get_discount_list" => (get, Shop, discounts::get_discount_list),
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Query parameters as a JSON object of strings (repeated keys joined with commas).
+fn query_map(query: &[(String, String)]) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in query {
+        match map.get_mut(k) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(v);
+            }
+            _ => {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+    }
+    map
+}
+
+fn first<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The axum handler for `/api/v2/{*path}`.
+pub(crate) async fn shopee(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let at_ms = now_ms();
+    let api = uri.path().to_owned();
+    let body_json: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+        )
+    };
+    let shop_id = first(&query, "shop_id")
+        .and_then(|s| s.parse::<u64>().ok())
+        .or_else(|| body_json.as_ref()?.get("shop_id")?.as_u64());
+    let journal_request = if method == Method::GET {
+        let mut map = query_map(&query);
+        map.remove("sign");
+        map.remove("access_token");
+        Value::Object(map)
+    } else {
+        body_json.clone().unwrap_or(Value::Null)
+    };
+
+    let (latency, fault) = shared.lock().take_faults(shop_id, &api, at_ms);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+
+    let mut retry_after = None;
+    let (request_id, result) = {
+        let mut inner = shared.lock();
+        let request_id = inner.request_id();
+        let result = match fault {
+            Some(kind) => Err(fault_error(kind, &mut retry_after)),
+            None => handle(&mut inner, &method, &api, &query, body_json.as_ref(), shop_id),
+        };
+        let (http_status, error) = match &result {
+            Ok(Out::Redirect(_)) => (StatusCode::FOUND, String::new()),
+            Ok(_) => (StatusCode::OK, String::new()),
+            Err(e) => (e.status, e.error.clone()),
+        };
+        inner.journal.push(JournalEntry {
+            at_ms,
+            method: method.to_string(),
+            api: api.clone(),
+            shop_id,
+            http_status: http_status.as_u16(),
+            error,
+            request: journal_request,
+        });
+        (request_id, result)
+    };
+    if let Err(e) = &result {
+        tracing::debug!(api = %api, shop.id = shop_id, error = %e.error, message = %e.message, "sandbox answered an error");
+    }
+
+    // Pushes caused by this call go out in the background: the API answer does not wait for the callback.
+    let pushing = Arc::clone(&shared);
+    tokio::spawn(async move { pushing.deliver_outgoing().await });
+
+    let mut response = match result {
+        Ok(Out::Data { response, warning }) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "request_id": request_id, "error": "", "message": "", "warning": warning, "response": response,
+            })),
+        )
+            .into_response(),
+        Ok(Out::TopLevel(mut fields)) => {
+            fields.insert("request_id".into(), json!(request_id));
+            fields.insert("error".into(), json!(""));
+            fields.insert("message".into(), json!(""));
+            (StatusCode::OK, axum::Json(Value::Object(fields))).into_response()
+        }
+        Ok(Out::Redirect(location)) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(e) => (
+            e.status,
+            axum::Json(json!({"request_id": request_id, "error": e.error, "message": e.message})),
+        )
+            .into_response(),
+    };
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn fault_error(kind: FaultKind, retry_after: &mut Option<u64>) -> ApiError {
+    match kind {
+        FaultKind::Http429 { retry_after_secs } => {
+            *retry_after = retry_after_secs;
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "error_rate_limit",
+                "Too many requests, please try again later.",
+            )
+        }
+        FaultKind::ServerError { status } => ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "error_server",
+            "Something wrong on the server, please try again later.",
+        ),
+        FaultKind::RateLimit => ApiError::new(
+            StatusCode::OK,
+            "error_rate_limit",
+            "Your request has exceeded the rate limit, please try again later.",
+        ),
+        FaultKind::Error {
+            status,
+            error,
+            message,
+        } => ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            &error,
+            message,
+        ),
+        // Latency never answers by itself.
+        FaultKind::Latency { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "error_inner", "latency")
+        }
+    }
+}
+
+fn handle(
+    inner: &mut Inner,
+    method: &Method,
+    api: &str,
+    query: &[(String, String)],
+    body: Option<&Value>,
+    shop_id: Option<u64>,
+) -> ApiResult<Out> {
+    let (expected_method, kind, handler) =
+        route(api).ok_or_else(|| ApiError::not_found(format!("Invalid API path {api}: no such API.")))?;
+    if *method != expected_method {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "error_not_found",
+            format!("{api} must be called with {expected_method}."),
+        ));
+    }
+    let now_ms = now_ms();
+    let now = now_ms / 1000;
+
+    // partner_id, timestamp, sign: in the query, for every API.
+    let partner_id: u64 = first(query, "partner_id")
+        .ok_or_else(|| ApiError::param("There is no partner_id in query."))?
+        .parse()
+        .map_err(|_| ApiError::param("partner_id must be an integer."))?;
+    if partner_id != inner.cfg.partner_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "error_auth",
+            "Invalid partner_id: it does not exist in this environment.",
+        ));
+    }
+    let timestamp: i64 = first(query, "timestamp")
+        .ok_or_else(|| ApiError::param("There is no timestamp in query."))?
+        .parse()
+        .map_err(|_| ApiError::param("timestamp must be unix seconds."))?;
+    let window = ms(inner.cfg.timestamp_window) / 1000;
+    if (now - timestamp).abs() > window {
+        return Err(ApiError::param(format!(
+            "Invalid timestamp: timestamp expired (it must be within {window} seconds of the server time)."
+        )));
+    }
+    let received_sign = first(query, "sign").ok_or_else(|| ApiError::param("There is no sign in query."))?;
+    let (shop, expected_sign) = match kind {
+        Kind::Public => (
+            0,
+            sign::sign_public(&inner.cfg.partner_key, partner_id, api, timestamp),
+        ),
+        Kind::Shop => {
+            let shop: u64 = first(query, "shop_id")
+                .ok_or_else(|| ApiError::param("There is no shop_id in query."))?
+                .parse()
+                .map_err(|_| ApiError::param("shop_id must be an integer."))?;
+            let token = first(query, "access_token")
+                .ok_or_else(|| ApiError::param("There is no access_token in query."))?;
+            (
+                shop,
+                sign::sign_shop(&inner.cfg.partner_key, partner_id, api, timestamp, token, shop),
+            )
+        }
+    };
+    // Lowercase hex as Shopee sends and expects.
+    if received_sign != expected_sign {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "error_sign", "Wrong sign."));
+    }
+    if kind == Kind::Shop {
+        let token = first(query, "access_token").unwrap_or_default();
+        if !inner.access_token_valid(shop, token, now_ms) {
+            let code = inner.cfg.invalid_token_error.clone();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                &code,
+                "Invalid access_token.",
+            ));
+        }
+    }
+    if !inner.admit(shop_id, api, now_ms) {
+        let status = inner.cfg.rate_limit_status;
+        return Err(ApiError::new(
+            status,
+            "error_rate_limit",
+            "Your request has exceeded the rate limit, please try again later.",
+        ));
+    }
+
+    let empty = Map::new();
+    let query_args = query_map(query);
+    let args = if expected_method == Method::GET {
+        Args::new(&query_args)
+    } else {
+        match body {
+            None => Args::new(&empty),
+            Some(Value::Object(map)) => Args::new(map),
+            Some(_) => return Err(ApiError::param("The request body must be a JSON object.")),
+        }
+    };
+    handler(inner, &Ctx { shop_id: shop, now }, &args)
+}
