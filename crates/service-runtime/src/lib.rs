@@ -12,6 +12,7 @@ pub mod health;
 pub mod kafka;
 pub mod pubsub;
 pub mod redis;
+pub mod shopee;
 pub mod shutdown;
 pub mod telemetry;
 
