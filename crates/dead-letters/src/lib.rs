@@ -1,0 +1,227 @@
+//! Dead letters: work parked with the reason it could not be done (table `dead_letters`).
+//!
+//! A worker parks with [`park`]; an operator lists them and requests a redrive through campaign-api
+//! ([`list`], [`request_redrive`]); the owning worker takes redrive requests for its `source` with
+//! [`take_redrive_requests`] and either finishes the work ([`mark_redriven`]) or parks it again ([`repark`]).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgExecutor, PgPool};
+
+/// One parked piece of work.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub reference: Option<String>,
+    pub reason: String,
+    pub payload: Value,
+    pub status: String,
+    pub attempts: i32,
+    pub redrive_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What is being parked.
+pub struct Park<'a> {
+    /// The owning worker, e.g. `order-publisher`.
+    pub source: &'a str,
+    /// What it is, e.g. `order`, `price_update`, `delivery_event`.
+    pub kind: &'a str,
+    /// A human handle, e.g. `900001:2511250ABCDEF`.
+    pub reference: Option<&'a str>,
+    /// Why, in words an operator understands. Never secrets or buyer data.
+    pub reason: &'a str,
+    /// What is needed to redo it.
+    pub payload: &'a Value,
+    pub attempts: i32,
+}
+
+/// Parks work; usable inside the caller's transaction.
+pub async fn park(db: impl PgExecutor<'_>, p: Park<'_>) -> Result<i64, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO dead_letters (source, kind, reference, reason, payload, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(p.source)
+    .bind(p.kind)
+    .bind(p.reference)
+    .bind(p.reason)
+    .bind(p.payload)
+    .bind(p.attempts)
+    .fetch_one(db)
+    .await?;
+    metrics::counter!("dead_letters_total", "source" => p.source.to_owned(), "kind" => p.kind.to_owned())
+        .increment(1);
+    tracing::warn!(
+        dead_letter.id = id,
+        source = p.source,
+        kind = p.kind,
+        reference = p.reference,
+        reason = p.reason,
+        "work parked as a dead letter"
+    );
+    Ok(id)
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub source: Option<String>,
+    pub status: Option<String>,
+    /// Only ids greater than this (pagination cursor).
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn list(pool: &PgPool, f: &Filter) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at
+         FROM dead_letters
+         WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR status = $2) AND id > COALESCE($3, 0)
+         ORDER BY id LIMIT $4",
+    )
+    .bind(f.source.as_deref())
+    .bind(f.status.as_deref())
+    .bind(f.after_id)
+    .bind(f.limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at
+         FROM dead_letters WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Asks the owning worker to try again. `false` when there is no such parked letter.
+pub async fn request_redrive(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE dead_letters SET status = 'redrive_requested', updated_at = now()
+         WHERE id = $1 AND status = 'parked'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+
+/// it to `redriven` optimistically is NOT done here: call [`mark_redriven`] or [`repark`] after handling each.
+pub async fn take_redrive_requests(
+    pool: &PgPool,
+    source: &str,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE dead_letters SET status = 'redriven', redrive_count = redrive_count + 1, updated_at = now()
+         WHERE id IN (SELECT id FROM dead_letters WHERE source = $1 AND status = 'redrive_requested'
+                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at",
+    )
+    .bind(source)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The redriven work succeeded (already the state after [`take_redrive_requests`]; kept for clarity in callers).
+pub async fn mark_redriven(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dead_letters SET status = 'redriven', updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// The redriven work failed again: parked with the new reason.
+pub async fn repark(pool: &PgPool, id: i64, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Parked letters per source (for the dead-letter gauge).
+pub async fn parked_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT source, count(*) FROM dead_letters WHERE status = 'parked' GROUP BY source")
+        .fetch_all(pool)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn park_list_redrive_cycle() {
+        let db = test_support::TestDb::new().await;
+        let payload = serde_json::json!({"order_sn": "ABC"});
+        let id = park(
+            &db.pool,
+            Park {
+                source: "order-publisher",
+                kind: "order",
+                reference: Some("1:ABC"),
+                reason: "item deleted",
+                payload: &payload,
+                attempts: 1,
+            },
+        )
+        .await
+        .unwrap();
+        let listed = list(
+            &db.pool,
+            &Filter {
+                source: Some("order-publisher".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].reason, "item deleted");
+        assert!(
+            take_redrive_requests(&db.pool, "order-publisher", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(request_redrive(&db.pool, id).await.unwrap());
+        assert!(
+            !request_redrive(&db.pool, id).await.unwrap(),
+            "only parked letters can be redriven"
+        );
+        assert!(
+            take_redrive_requests(&db.pool, "catalog-sync-worker", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let taken = take_redrive_requests(&db.pool, "order-publisher", 10)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].redrive_count, 1);
+        repark(&db.pool, id, "still deleted").await.unwrap();
+        let again = get(&db.pool, id).await.unwrap().unwrap();
+        assert_eq!(
+            (again.status.as_str(), again.reason.as_str(), again.attempts),
+            ("parked", "still deleted", 2)
+        );
+    }
+}
