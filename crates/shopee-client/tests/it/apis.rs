@@ -1,0 +1,1 @@
+//! Every API over HTTP against the sandbox.
