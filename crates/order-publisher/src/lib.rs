@@ -1,10 +1,24 @@
 //! order-publisher: push inbox -> order detail -> ORDR `new_order` on Pub/Sub.
+//!
+//! Four loops share one cancellation token: intake (inbox -> orders -> outbox), the outbox relay (outbox ->
+//! Pub/Sub), the needs-mapping/redrive loop, and reconciliation (lost pushes + order list).
+
+pub mod intake;
+pub mod outbox;
+pub mod reconcile;
+pub mod transform;
+
+use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
+use product_mapping::{Hubs, Mappings};
+use push_inbox::Inbox;
 use service_runtime::cli::{self, Serve};
 use service_runtime::config::{self, ConfigError, EncryptionKey, Env, PubSubConfig, Secret, ShopeeConfig};
 use service_runtime::health::{Dependency, Health};
 use service_runtime::pubsub::PubSubProbe;
+use tokio_util::sync::CancellationToken;
 
 pub const NAME: &str = "order-publisher";
 
@@ -64,13 +78,172 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         NAME,
         vec![
             Dependency::Postgres(pool.clone()),
-            Dependency::Redis(redis),
+            Dependency::Redis(redis.clone()),
             Dependency::PubSub(probe),
         ],
         serve.shutdown.clone(),
     );
+    let shopee = service_runtime::shopee::client(
+        &config.shopee,
+        pool.clone(),
+        Some(redis.clone()),
+        &config.token_key,
+    )?;
+    let topic = config.pubsub.topic_path(&config.ordr_topic);
+    let publisher = service_runtime::pubsub::publisher(&config.pubsub, &topic).await?;
+    let inbox = Inbox::new(pool.clone());
+    let intake = intake::Intake {
+        pool: pool.clone(),
+        inbox: inbox.clone(),
+        shopee: shopee.clone(),
+        mappings: Mappings::new(pool.clone(), Some(redis)),
+        hubs: Hubs::new(pool.clone()),
+        topic: topic.clone(),
+        batch_size: 500,
+    };
+    let relay = outbox::OutboxRelay {
+        pool: pool.clone(),
+        publisher: publisher.clone(),
+        topic,
+        batch_size: 500,
+    };
+    let reconciler = reconcile::Reconciler {
+        pool: pool.clone(),
+        inbox: inbox.clone(),
+        shopee,
+    };
+    let shutdown = serve.shutdown.clone();
+    let intake_loop = {
+        let intake = intake.clone();
+        drain_loop(
+            "intake",
+            shutdown.clone(),
+            Duration::from_millis(200),
+            move || {
+                let intake = intake.clone();
+                async move { intake.tick().await }
+            },
+        )
+    };
+    let outbox_loop = {
+        let relay = relay.clone();
+        drain_loop(
+            "outbox",
+            shutdown.clone(),
+            Duration::from_millis(100),
+            move || {
+                let relay = relay.clone();
+                async move { relay.tick().await }
+            },
+        )
+    };
+    let interval = Duration::from_secs(config.reconcile_interval_secs.max(1));
+    let workers = vec![
+        tokio::spawn(intake_loop),
+        tokio::spawn(outbox_loop),
+        tokio::spawn(retry_waiting_orders(intake, shutdown.clone())),
+        tokio::spawn(reconcile::run_every(reconciler, interval, shutdown.clone())),
+        tokio::spawn(report_lag(inbox, relay, shutdown.clone())),
+    ];
     let app = Router::new().merge(health.router());
     cli::serve_http(serve.listener, app, serve.shutdown).await?;
+    // Stop taking work; let each loop finish the batch it holds (bounded), then flush the publisher.
+    let drained = tokio::time::timeout(Duration::from_secs(8), futures::future::join_all(workers)).await;
+    if drained.is_err() {
+        tracing::warn!("workers did not stop within 8 s; their leases expire and another replica takes over");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), publisher.flush()).await;
     pool.close().await;
     Ok(())
+}
+
+/// Runs `tick` back to back while it finds work, sleeping `idle` when it finds none, until shutdown. A failing tick
+/// is logged and retried after a pause; a batch in flight is never abandoned midway.
+async fn drain_loop<F, Fut>(name: &'static str, shutdown: CancellationToken, idle: Duration, tick: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    let mut failures: u32 = 0;
+    while !shutdown.is_cancelled() {
+        let pause = match tick().await {
+            Ok(0) => idle,
+            Ok(_) => {
+                failures = 0;
+                continue;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(
+                    worker = name,
+                    error = format!("{e:#}"),
+                    "worker batch failed; retrying"
+                );
+                Duration::from_millis(250 * u64::from(failures.min(20)))
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+type Watermark = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// Publishes waiting orders as soon as their mapping exists: re-checks `needs_mapping` orders whenever product
+/// mappings or hubs changed (and once at start), and handles redrive requests.
+async fn retry_waiting_orders(intake: intake::Intake, shutdown: CancellationToken) {
+    let mut watermark: Option<Watermark> = None;
+    while !shutdown.is_cancelled() {
+        let result: anyhow::Result<()> = async {
+            let current: Watermark = sqlx::query_as(
+                "SELECT (SELECT max(updated_at) FROM product_mappings), (SELECT max(updated_at) FROM hubs)",
+            )
+            .fetch_one(&intake.pool)
+            .await?;
+            if watermark != Some(current) {
+                let waiting = intake.needs_mapping_orders(500).await?;
+                if !waiting.is_empty() {
+                    tracing::info!(
+                        orders = waiting.len(),
+                        "mappings changed: retrying orders that need a mapping"
+                    );
+                    intake.retry_orders(waiting).await?;
+                }
+                watermark = Some(current);
+            }
+            intake.redrive().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = format!("{e:#}"), "needs-mapping retry failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// Inbox and outbox lag gauges.
+async fn report_lag(inbox: Inbox, relay: outbox::OutboxRelay, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        if let Ok((pending, age)) = inbox.lag().await {
+            metrics::gauge!("inbox_pending").set(pending as f64);
+            metrics::gauge!("inbox_oldest_age_seconds").set(age);
+        }
+        if let Ok((pending, age)) = relay.lag().await {
+            metrics::gauge!("outbox_pending").set(pending as f64);
+            metrics::gauge!("outbox_oldest_age_seconds").set(age);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
 }

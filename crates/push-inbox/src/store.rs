@@ -41,6 +41,7 @@ pub struct ClaimedPush {
     pub code: Option<i32>,
     pub order_sn: Option<String>,
     pub order_status: Option<String>,
+    pub update_time: Option<i64>,
     pub attempts: i32,
     pub traceparent: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -107,7 +108,7 @@ impl Inbox {
                 ORDER BY next_attempt_at, id
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, shop_id, code, order_sn, order_status, attempts, traceparent, received_at",
+             RETURNING id, shop_id, code, order_sn, order_status, update_time, attempts, traceparent, received_at",
         )
         .bind(limit)
         .bind(lease.as_secs_f64())
