@@ -38,6 +38,8 @@ use state::Inner;
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     http: reqwest::Client,
+    /// Held while pushes are being sent: keeps them in order and lets a flush wait for in-flight ones.
+    delivering: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
         Self {
             inner: Mutex::new(Inner::new(config)),
             http,
+            delivering: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -59,6 +62,7 @@ impl Shared {
 
     /// Sends every queued push (in order); a push that is not answered 2xx becomes lost.
     pub(crate) async fn deliver_outgoing(&self) {
+        let _delivering = self.delivering.lock().await;
         loop {
             let next = {
                 let mut inner = self.lock();

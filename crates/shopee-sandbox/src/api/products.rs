@@ -203,7 +203,7 @@ fn apply_prices(
             ));
             continue;
         }
-        if !(price > 0.0) || !price.is_finite() {
+        if !price.is_finite() || price <= 0.0 {
             failures.push(failure(
                 model_id,
                 "error_price",
@@ -376,7 +376,7 @@ pub(super) fn update_item(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResul
         return Err(ApiError::param("item_status must be NORMAL or UNLIST."));
     }
     let weight = args.opt_f64("weight")?;
-    if weight.is_some_and(|w| !(w > 0.0)) {
+    if weight.is_some_and(|w| !w.is_finite() || w <= 0.0) {
         return Err(ApiError::param("weight must be greater than 0 (kg)."));
     }
     let dimension = match args.opt_object("dimension")? {

@@ -1,0 +1,347 @@
+//! Items, models, price and stock updates with per-model failures, update_item, Instant Mart outlets.
+
+use std::time::Duration;
+
+use serde_json::json;
+use shopee_sandbox::{ItemFlags, MartLink, SeedItem, SeedModel, SeedShop, ShopKind};
+
+use crate::support::*;
+
+fn catalog(env: &Env) {
+    env.sandbox
+        .seed_items([
+            SeedItem::single(SHOP, 1, "SKU1", 12.90, 37),
+            SeedItem::with_models(
+                SHOP,
+                2,
+                "Camiseta",
+                vec![
+                    SeedModel::new(21, "SKU21", 39.90, 10),
+                    SeedModel::new(22, "SKU22", 39.90, 8),
+                ],
+            ),
+            SeedItem::with_models(
+                SHOP,
+                3,
+                "Multi-warehouse",
+                vec![SeedModel::new(31, "SKU31", 5.0, 0).at_location("BRZ01", 4)],
+            ),
+        ])
+        .unwrap();
+}
+
+#[tokio::test]
+async fn items_and_models_read_back() {
+    let env = env().await;
+    catalog(&env);
+    let a = env
+        .get(
+            "/api/v2/product/get_item_list",
+            &[("offset", "0"), ("page_size", "2"), ("item_status", "NORMAL")],
+        )
+        .await;
+    let r = a.ok();
+    assert_eq!(r["total_count"], 3);
+    assert_eq!(r["has_next_page"], true);
+    assert_eq!(r["next_offset"], 2);
+    assert_eq!(r["item"][0]["item_id"], 1);
+
+    let a = env
+        .get("/api/v2/product/get_item_base_info", &[("item_id_list", "1,2")])
+        .await;
+    let list = a.ok()["item_list"].as_array().unwrap().clone();
+    assert_eq!(list[0]["item_sku"], "SKU1");
+    assert_eq!(list[0]["has_model"], false);
+    assert_eq!(list[0]["price_info"][0]["original_price"], 12.9);
+    assert_eq!(list[0]["stock_info_v2"]["seller_stock"][0]["stock"], 37);
+    assert_eq!(list[1]["has_model"], true);
+    let too_many = (1..=51).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        env.get(
+            "/api/v2/product/get_item_base_info",
+            &[("item_id_list", &too_many)]
+        )
+        .await
+        .error(),
+        "error_param"
+    );
+
+    let a = env
+        .get("/api/v2/product/get_model_list", &[("item_id", "2")])
+        .await;
+    let models = a.ok()["model"].as_array().unwrap().clone();
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[1]["model_sku"], "SKU22");
+    assert_eq!(models[1]["price_info"][0]["current_price"], 39.9);
+    assert_eq!(
+        models[1]["stock_info_v2"]["summary_info"]["total_available_stock"],
+        8
+    );
+}
+
+#[tokio::test]
+async fn update_price_reports_failures_per_model() {
+    let env = env().await;
+    catalog(&env);
+    env.sandbox
+        .set_item_flags(
+            SHOP,
+            2,
+            ItemFlags {
+                price_locked: Some(true),
+                model_id: Some(22),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let body = json!({"item_id": 2, "price_list": [
+        {"model_id": 21, "original_price": 35.5},
+        {"model_id": 22, "original_price": 35.5},
+        {"model_id": 99, "original_price": 1.0},
+        {"model_id": 21, "original_price": 0}
+    ]});
+    let a = env.post("/api/v2/product/update_price", body).await;
+    let r = a.ok();
+    assert_eq!(
+        r["success_list"],
+        json!([{"model_id": 21, "original_price": 35.5}])
+    );
+    let failures = r["failure_list"].as_array().unwrap();
+    assert_eq!(failures.len(), 3);
+    assert_eq!(failures[0]["model_id"], 22);
+    assert_eq!(failures[0]["error"], "error_cannot_update_price_in_promotion");
+    assert!(
+        failures[0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("promotion")
+    );
+    assert_eq!(env.sandbox.price(SHOP, 2, 21), Some(35.5));
+    assert_eq!(env.sandbox.price(SHOP, 2, 22), Some(39.9));
+
+    env.sandbox
+        .set_item_flags(
+            SHOP,
+            1,
+            ItemFlags {
+                deleted: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let a = env
+        .post(
+            "/api/v2/product/update_price",
+            json!({"item_id": 1, "price_list": [{"model_id": 0, "original_price": 9.9}]}),
+        )
+        .await;
+    assert_eq!(a.ok()["failure_list"][0]["error"], "error_item_deleted");
+
+    let list: Vec<_> = (0..51)
+        .map(|i| json!({"model_id": i, "original_price": 1.0}))
+        .collect();
+    let a = env
+        .post(
+            "/api/v2/product/update_price",
+            json!({"item_id": 2, "price_list": list}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_param");
+    let a = env
+        .post(
+            "/api/v2/product/update_price",
+            json!({"item_id": 2, "price_list": []}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_param");
+}
+
+#[tokio::test]
+async fn update_stock_respects_reserves_and_locations() {
+    let env = env().await;
+    catalog(&env);
+    env.sandbox
+        .set_item_flags(
+            SHOP,
+            2,
+            ItemFlags {
+                promotion_reserved: Some(5),
+                model_id: Some(21),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let body = json!({"item_id": 2, "stock_list": [
+        {"model_id": 21, "seller_stock": [{"stock": 4}]},
+        {"model_id": 22, "seller_stock": [{"stock": 50}]}
+    ]});
+    let r = env.post("/api/v2/product/update_stock", body).await.ok().clone();
+    assert_eq!(r["failure_list"][0]["model_id"], 21);
+    assert_eq!(
+        r["failure_list"][0]["error"],
+        "error_stock_less_than_promotion_reserved"
+    );
+    assert_eq!(r["success_list"][0]["model_id"], 22);
+    assert_eq!(env.sandbox.stock(SHOP, 2, 21), Some(10));
+    assert_eq!(env.sandbox.stock(SHOP, 2, 22), Some(50));
+
+    // Multi-warehouse: location_id is required and must exist.
+    let no_location = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"stock": 9}]}]});
+    let r = env
+        .post("/api/v2/product/update_stock", no_location)
+        .await
+        .ok()
+        .clone();
+    assert_eq!(r["failure_list"][0]["error"], "error_location");
+    let wrong = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "XX", "stock": 9}]}]});
+    assert_eq!(
+        env.post("/api/v2/product/update_stock", wrong).await.ok()["failure_list"][0]["error"],
+        "error_location"
+    );
+    let right = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "BRZ01", "stock": 9}]}]});
+    let r = env.post("/api/v2/product/update_stock", right).await.ok().clone();
+    assert_eq!(
+        r["success_list"],
+        json!([{"model_id": 31, "location_id": "BRZ01", "stock": 9}])
+    );
+    assert_eq!(env.sandbox.stock(SHOP, 3, 31), Some(9));
+}
+
+#[tokio::test]
+async fn update_item_changes_content() {
+    let env = env().await;
+    catalog(&env);
+    let body = json!({"item_id": 1, "item_name": "Arroz 5kg", "description": "Tipo 1", "weight": 5.1,
+        "dimension": {"package_length": 30, "package_width": 20, "package_height": 10}, "image": {"image_id_list": ["img1"]}});
+    let r = env.post("/api/v2/product/update_item", body).await.ok().clone();
+    assert_eq!(r["item_name"], "Arroz 5kg");
+    let item = env.sandbox.item(SHOP, 1).unwrap();
+    assert_eq!(
+        (item.item_name.as_str(), item.description.as_str(), item.weight),
+        ("Arroz 5kg", "Tipo 1", Some(5.1))
+    );
+    assert_eq!(item.images, ["img1"]);
+    let a = env
+        .post(
+            "/api/v2/product/update_item",
+            json!({"item_id": 1, "item_name": ""}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_param");
+    let a = env
+        .post(
+            "/api/v2/product/update_item",
+            json!({"item_id": 404, "item_name": "x"}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_item_not_found");
+}
+
+#[tokio::test]
+async fn outlet_batches_run_as_tasks() {
+    let mut config = config();
+    config.batch_task_delay = Duration::from_millis(150);
+    let env = env_with(config).await;
+    let (mart, outlet) = (900_100, 900_101);
+    env.sandbox
+        .seed_shop(SeedShop {
+            shop_id: mart,
+            kind: ShopKind::Mart,
+        })
+        .unwrap();
+    env.sandbox
+        .seed_shop(SeedShop {
+            shop_id: outlet,
+            kind: ShopKind::Outlet { mart_shop_id: mart },
+        })
+        .unwrap();
+    let mut item = SeedItem::single(outlet, 301, "SKU1", 10.0, 5);
+    item.mart = Some(MartLink {
+        mart_shop_id: mart,
+        mart_item_id: 1,
+    });
+    env.sandbox.seed_item(item).unwrap();
+    let (mart_token, _) = env.sandbox.issue_tokens(mart);
+    let (outlet_token, _) = env.sandbox.issue_tokens(outlet);
+
+    let a = env
+        .get_as(
+            "/api/v2/product/get_mart_item_by_outlet_item_id",
+            outlet,
+            &outlet_token,
+            &[("outlet_item_id", "301")],
+        )
+        .await;
+    assert_eq!(a.ok()["item_list"][0]["mart_item_id"], 1);
+
+    let body = json!({"outlet_shop_id": outlet, "item_list": [
+        {"item_id": 301, "model_list": [{"model_id": 0, "seller_stock": [{"stock": 42}]}]},
+        {"item_id": 999, "model_list": [{"model_id": 0, "seller_stock": [{"stock": 1}]}]}
+    ]});
+    let a = env
+        .post_as(
+            "/api/v2/product/batch_update_outlet_stock",
+            mart,
+            &mart_token,
+            body,
+        )
+        .await;
+    let task_id = a.ok()["task_id"].as_u64().unwrap().to_string();
+    let r = env
+        .get_as(
+            "/api/v2/product/get_batch_task_result",
+            mart,
+            &mart_token,
+            &[("task_id", &task_id)],
+        )
+        .await;
+    assert_eq!(r.ok()["status"], "processing");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = env
+        .get_as(
+            "/api/v2/product/get_batch_task_result",
+            mart,
+            &mart_token,
+            &[("task_id", &task_id)],
+        )
+        .await;
+    let r = r.ok().clone();
+    assert_eq!(r["status"], "done");
+    assert_eq!(r["success_list"][0]["item_id"], 301);
+    assert_eq!(r["failure_list"][0]["item_id"], 999);
+    assert_eq!(env.sandbox.stock(outlet, 301, 0), Some(42));
+
+    let body =
+        json!({"item_list": [{"item_id": 301, "model_list": [{"model_id": 0, "original_price": 9.5}]}]});
+    env.post_as(
+        "/api/v2/product/batch_update_outlet_price",
+        outlet,
+        &outlet_token,
+        body,
+    )
+    .await
+    .ok();
+    assert_eq!(env.sandbox.price(outlet, 301, 0), Some(9.5));
+
+    // Another mart may not touch this outlet; more than 100 items is a parameter error.
+    let (other, _) = env.sandbox.issue_tokens(900_200);
+    let body = json!({"outlet_shop_id": outlet, "item_list": [{"item_id": 301, "model_list": [{"model_id": 0, "original_price": 1.0}]}]});
+    assert_eq!(
+        env.post_as("/api/v2/product/batch_update_outlet_price", 900_200, &other, body)
+            .await
+            .error(),
+        "error_permission"
+    );
+    let many: Vec<_> = (0..101)
+        .map(|i| json!({"item_id": i, "model_list": []}))
+        .collect();
+    let a = env
+        .post_as(
+            "/api/v2/product/batch_update_outlet_price",
+            outlet,
+            &outlet_token,
+            json!({"item_list": many}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_param");
+}
