@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 pub mod contract;
+pub mod kafka;
 
 /// The server tests create their databases on. `TEST_PG_URL` overrides.
 pub fn pg_admin_url() -> String {
