@@ -1,8 +1,9 @@
-//! A typed client for the Shopee Open Platform v2. See README.md.
+//! A typed client for the Shopee Open Platform v2 (the crate README follows).
 //!
 //! - [`ShopeeClient`]: every API the service uses, with signing, retries, shared rate limits and tokens.
 //! - [`sign`]: request signing and the verification of pushes and quotation calls.
 //! - [`Error`]: one error type; [`Error::kind`] says what to do about it.
+#![doc = include_str!("../README.md")]
 
 pub mod api;
 mod client;

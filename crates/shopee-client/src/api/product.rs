@@ -205,6 +205,9 @@ pub struct ModelFailure {
     pub location_id: Option<String>,
     #[serde(default)]
     pub failed_reason: String,
+    /// Shopee's error code for this model, when it sends one.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -309,15 +312,50 @@ pub struct UpdateItemResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetMartItemRequest {
     pub outlet_item_id: ItemId,
+    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlet_shop_id: Option<u64>,
+}
+
+/// Outlet item -> mart item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MartItemLink {
+    #[serde(default)]
+    pub outlet_shop_id: Option<u64>,
+    #[serde(default)]
+    pub outlet_item_id: Option<ItemId>,
+    #[serde(default)]
+    pub mart_shop_id: Option<u64>,
+    pub mart_item_id: ItemId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GetMartItemResponse {
-    pub mart_item_id: ItemId,
+pub struct OutletItemFailure {
     #[serde(default)]
-    pub mart_shop_id: Option<u64>,
+    pub outlet_item_id: Option<ItemId>,
+    #[serde(default)]
+    pub failed_reason: String,
+}
+
+/// Read both ways Shopee may answer: a list (`item_list` + `failure_list`) or a single top-level `mart_item_id`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetMartItemResponse {
+    #[serde(default)]
+    pub item_list: Vec<MartItemLink>,
+    #[serde(default)]
+    pub failure_list: Vec<OutletItemFailure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mart_item_id: Option<ItemId>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl GetMartItemResponse {
+    /// The mart item of the outlet item asked for, if Shopee linked one.
+    pub fn mart_item_id(&self) -> Option<ItemId> {
+        self.mart_item_id
+            .or_else(|| self.item_list.first().map(|l| l.mart_item_id))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,6 +366,9 @@ pub struct OutletPriceItem {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchUpdateOutletPriceRequest {
+    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlet_shop_id: Option<u64>,
     /// 1..=100.
     pub item_list: Vec<OutletPriceItem>,
 }
@@ -340,6 +381,9 @@ pub struct OutletStockItem {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchUpdateOutletStockRequest {
+    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlet_shop_id: Option<u64>,
     /// 1..=100.
     pub item_list: Vec<OutletStockItem>,
 }
@@ -380,6 +424,8 @@ pub struct BatchFailure {
     pub model_id: Option<ModelId>,
     #[serde(default)]
     pub failed_reason: String,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -502,18 +548,14 @@ impl ShopeeClient {
         self.shop_call(shop_id, &UPDATE_ITEM, req).await
     }
 
-    /// `GET /api/v2/product/get_mart_item_by_outlet_item_id` (called as the outlet shop).
+    /// `GET /api/v2/product/get_mart_item_by_outlet_item_id` (as the outlet shop, or as its mart with `outlet_shop_id`).
     pub async fn get_mart_item_by_outlet_item_id(
         &self,
-        outlet_shop_id: ShopId,
-        outlet_item_id: ItemId,
+        shop_id: ShopId,
+        req: &GetMartItemRequest,
     ) -> Result<GetMartItemResponse> {
-        self.shop_call(
-            outlet_shop_id,
-            &GET_MART_ITEM_BY_OUTLET_ITEM_ID,
-            &GetMartItemRequest { outlet_item_id },
-        )
-        .await
+        self.shop_call(shop_id, &GET_MART_ITEM_BY_OUTLET_ITEM_ID, req)
+            .await
     }
 
     /// `POST /api/v2/product/batch_update_outlet_price` (1..=100 items): starts a task; poll its result.
