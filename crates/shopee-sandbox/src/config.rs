@@ -38,6 +38,8 @@ pub struct SandboxConfig {
     pub push_on_seed: bool,
     /// Timeout of one push delivery (Shopee expects an answer within 3 s).
     pub push_timeout: Duration,
+    /// The journal keeps at most this many entries (the oldest are dropped).
+    pub journal_capacity: usize,
 }
 
 impl SandboxConfig {
@@ -60,6 +62,7 @@ impl SandboxConfig {
             accept_logistic_spelling: true,
             push_on_seed: true,
             push_timeout: Duration::from_secs(3),
+            journal_capacity: 100_000,
         }
     }
 

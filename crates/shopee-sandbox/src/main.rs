@@ -54,7 +54,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli)) {
+    let result = runtime.block_on(serve(cli));
+    // Background tasks (push deliveries in flight) get a short grace period, never a hang.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shopee-sandbox: {e:#}");

@@ -733,3 +733,89 @@ impl Inner {
         (latency, answer)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn inner() -> Inner {
+        Inner::new(SandboxConfig::new(1, "k"))
+    }
+
+    #[test]
+    fn api_names_normalize() {
+        assert_eq!(
+            normalize_api("product/update_price"),
+            "/api/v2/product/update_price"
+        );
+        assert_eq!(
+            normalize_api("/api/v2/product/update_price"),
+            "/api/v2/product/update_price"
+        );
+        assert_eq!(normalize_api("api/v2/a/b"), "/api/v2/a/b");
+    }
+
+    #[test]
+    fn the_rate_window_slides_and_counts_only_admitted_calls() {
+        let mut s = inner();
+        s.set_rate_limit(Some(7), None, 2);
+        let api = "/api/v2/x/y";
+        assert!(s.admit(Some(7), api, 1_000));
+        assert!(s.admit(Some(7), api, 1_100));
+        assert!(!s.admit(Some(7), api, 1_900));
+        assert!(s.admit(Some(8), api, 1_900), "another shop");
+        assert!(s.admit(Some(7), api, 2_001), "the first call left the window");
+        assert!(!s.admit(Some(7), api, 2_050));
+        s.set_rate_limit(Some(7), None, 0);
+        assert!(s.admit(Some(7), api, 2_060), "0 removes the rule");
+    }
+
+    #[test]
+    fn per_shop_rules_without_shop_count_each_shop_separately() {
+        let mut s = inner();
+        s.set_rate_limit(None, Some("x/y".into()), 1);
+        assert!(s.admit(Some(1), "/api/v2/x/y", 0));
+        assert!(s.admit(Some(2), "/api/v2/x/y", 0));
+        assert!(!s.admit(Some(1), "/api/v2/x/y", 10));
+        assert!(s.admit(Some(1), "/api/v2/x/z", 10), "another api");
+    }
+
+    #[test]
+    fn faults_are_consumed_per_matching_call() {
+        let mut s = inner();
+        s.inject_fault(Fault::server_error(500).api("x/y").times(1));
+        s.inject_fault(Fault::latency(std::time::Duration::from_millis(5)).times(2));
+        let (lat, kind) = s.take_faults(Some(1), "/api/v2/x/z", 0);
+        assert_eq!((lat, kind), (5, None));
+        let (lat, kind) = s.take_faults(Some(1), "/api/v2/x/y", 0);
+        assert_eq!((lat, kind), (5, Some(FaultKind::ServerError { status: 500 })));
+        assert_eq!(s.take_faults(Some(1), "/api/v2/x/y", 0), (0, None));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_old_access_token_for_the_grace_period_only() {
+        let mut s = inner();
+        let (a1, r1) = s.issue_tokens(5);
+        let (a2, r2) = s.issue_tokens(5);
+        let now = now_ms();
+        assert!(s.access_token_valid(5, &a1, now));
+        assert!(s.access_token_valid(5, &a2, now));
+        assert!(!s.access_token_valid(5, &a1, now + 301_000));
+        assert!(s.access_token_valid(5, &a2, now + 301_000));
+        assert!(s.shops[&5].used_refresh_tokens.contains(&r1));
+        assert_eq!(s.shops[&5].refresh_token.as_ref().unwrap().0, r2);
+    }
+
+    #[test]
+    fn seeding_rejects_inconsistent_items_and_orders() {
+        let mut s = inner();
+        let mut item = SeedItem::single(1, 2, "A", 1.0, 1);
+        item.models.push(SeedModel::new(3, "B", 1.0, 1));
+        assert!(matches!(s.seed_item(&item), Err(Error::Invalid(_))));
+        assert!(s.seed_item(&SeedItem::with_models(1, 2, "x", vec![])).is_err());
+        let mut order = SeedOrder::example(1, "SN", 2, "A");
+        order.order_status = "LOST".into();
+        assert!(s.seed_order(&order).is_err());
+    }
+}

@@ -177,6 +177,11 @@ pub(crate) async fn shopee(
             error,
             request: journal_request,
         });
+        let capacity = inner.cfg.journal_capacity.max(1);
+        if inner.journal.len() > capacity {
+            let excess = inner.journal.len() - capacity;
+            inner.journal.drain(..excess);
+        }
         (request_id, result)
     };
     if let Err(e) = &result {
