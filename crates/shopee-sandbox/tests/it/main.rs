@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod binary;
 mod discounts;
 mod faults;
 mod logistics;

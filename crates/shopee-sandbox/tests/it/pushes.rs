@@ -179,3 +179,24 @@ async fn lost_pushes_come_100_at_a_time() {
     let a = env.get(path, &[]).await;
     assert_eq!(a.error(), "error_sign");
 }
+
+#[tokio::test]
+async fn body_only_signature_mode_is_configurable() {
+    let (url, received) = receiver(Arc::new(Mutex::new(false))).await;
+    let mut cfg = config().with_push_callback(url.clone());
+    cfg.push_signature_mode = PushSignatureMode::BodyOnly;
+    let env = env_with(cfg).await;
+    env.sandbox
+        .seed_order(SeedOrder::example(SHOP, "B1", 1, "A"))
+        .await
+        .unwrap();
+    let (auth, body) = received.lock().unwrap()[0].clone();
+    assert!(verify_push(PushSignatureMode::BodyOnly, KEY, &url, &body, &auth));
+    assert!(!verify_push(
+        PushSignatureMode::UrlAndBody,
+        KEY,
+        &url,
+        &body,
+        &auth
+    ));
+}
