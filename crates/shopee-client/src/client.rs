@@ -127,6 +127,12 @@ impl ShopeeClient {
             .await
     }
 
+    pub(crate) async fn forget_tokens(&self, shop_id: ShopId) {
+        if let Some(t) = self.inner.tokens.as_ref() {
+            t.forget(shop_id).await;
+        }
+    }
+
     pub(crate) async fn cache_tokens(&self, pair: TokenPair) {
         if let Some(t) = self.inner.tokens.as_ref() {
             t.set_cached(pair).await;
@@ -196,18 +202,17 @@ impl ShopeeClient {
             api,
             problem: format!("parameters do not serialize: {e}"),
         })?;
-        let shop_field = match caller {
-            Caller::Shop(s) => s.get(),
-            Caller::Public => 0,
-        };
         let span = tracing::info_span!(
             "shopee.call",
             api,
-            shop.id = shop_field,
+            shop.id = tracing::field::Empty,
             outcome = tracing::field::Empty,
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        if let Caller::Shop(s) = caller {
+            span.record("shop.id", s.get());
+        }
         let started = Instant::now();
         let result = self
             .call_with_retries(endpoint, caller, &params)

@@ -114,3 +114,58 @@ impl Default for RateLimitConfig {
         }
     }
 }
+
+impl RateLimitConfig {
+    /// Parses per-API overrides written `path=calls_per_second,...`, e.g.
+    /// `/api/v2/product/update_stock=5,/api/v2/product/update_price=5` (for an environment variable).
+    pub fn parse_per_api(raw: &str) -> Result<HashMap<String, NonZeroU32>, String> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (api, rate) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("`{pair}` is not `api_path=calls_per_second`"))?;
+                let api = api.trim();
+                if !api.starts_with("/api/v2/") {
+                    return Err(format!(
+                        "`{api}` is not an API path (it must start with /api/v2/)"
+                    ));
+                }
+                let rate: NonZeroU32 = rate.trim().parse().map_err(|_| {
+                    format!(
+                        "`{}` is not a whole number of calls per second above 0",
+                        rate.trim()
+                    )
+                })?;
+                Ok((api.to_owned(), rate))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_api_overrides_parse_and_explain_mistakes() {
+        let m = RateLimitConfig::parse_per_api(
+            " /api/v2/product/update_stock=5, /api/v2/product/update_price=2 ,",
+        )
+        .unwrap_or_default();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get("/api/v2/product/update_stock").map(|r| r.get()), Some(5));
+        assert!(RateLimitConfig::parse_per_api("").is_ok_and(|m| m.is_empty()));
+        let e = RateLimitConfig::parse_per_api("/api/v2/x=0").unwrap_err();
+        assert!(e.contains("above 0"), "{e}");
+        assert!(RateLimitConfig::parse_per_api("update_stock=3").is_err());
+        assert!(RateLimitConfig::parse_per_api("/api/v2/x").is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_partner_key() {
+        let c = ClientConfig::new("http://h", 1, "super-secret-key");
+        assert!(!format!("{c:?}").contains("super-secret-key"));
+    }
+}

@@ -335,6 +335,41 @@ impl TokenStore {
         })
     }
 
+    /// Push code 2 (or an operator): the shop withdrew its authorization. Marks the shop and deletes its tokens.
+    pub async fn deauthorize(&self, shop_id: ShopId) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        sqlx::query("DELETE FROM shop_tokens WHERE shop_id = $1")
+            .bind(shop_id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("UPDATE shops SET deauthorized_at = now(), updated_at = now() WHERE shop_id = $1")
+            .bind(shop_id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// Every known shop's authorization, by shop id.
+    pub async fn authorizations(&self) -> Result<Vec<ShopAuthorization>> {
+        let rows = sqlx::query(
+            "SELECT s.shop_id, s.authorized_at, s.authorization_expires_at, s.deauthorized_at, \
+                    t.access_expires_at, t.refresh_expires_at, t.generation, t.refreshed_at \
+             FROM shops s LEFT JOIN shop_tokens t ON t.shop_id = s.shop_id ORDER BY s.shop_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("shop_id").map_err(storage)?;
+                let shop_id = ShopId::from_i64(id).map_err(|e| Error::Storage(e.to_string()))?;
+                authorization_row(shop_id, r)
+            })
+            .collect()
+    }
+
     /// Authorization and token expiry of a shop (`None` when the shop is unknown).
     pub async fn authorization(&self, shop_id: ShopId) -> Result<Option<ShopAuthorization>> {
         let row = sqlx::query(
@@ -346,20 +381,21 @@ impl TokenStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(storage)?;
-        row.map(|r| {
-            Ok(ShopAuthorization {
-                shop_id,
-                authorized_at: r.try_get("authorized_at").map_err(storage)?,
-                authorization_expires_at: r.try_get("authorization_expires_at").map_err(storage)?,
-                deauthorized_at: r.try_get("deauthorized_at").map_err(storage)?,
-                access_expires_at: r.try_get("access_expires_at").map_err(storage)?,
-                refresh_expires_at: r.try_get("refresh_expires_at").map_err(storage)?,
-                generation: r.try_get("generation").map_err(storage)?,
-                refreshed_at: r.try_get("refreshed_at").map_err(storage)?,
-            })
-        })
-        .transpose()
+        row.map(|r| authorization_row(shop_id, &r)).transpose()
     }
+}
+
+fn authorization_row(shop_id: ShopId, r: &sqlx::postgres::PgRow) -> Result<ShopAuthorization> {
+    Ok(ShopAuthorization {
+        shop_id,
+        authorized_at: r.try_get("authorized_at").map_err(storage)?,
+        authorization_expires_at: r.try_get("authorization_expires_at").map_err(storage)?,
+        deauthorized_at: r.try_get("deauthorized_at").map_err(storage)?,
+        access_expires_at: r.try_get("access_expires_at").map_err(storage)?,
+        refresh_expires_at: r.try_get("refresh_expires_at").map_err(storage)?,
+        generation: r.try_get("generation").map_err(storage)?,
+        refreshed_at: r.try_get("refreshed_at").map_err(storage)?,
+    })
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
@@ -447,7 +483,13 @@ impl TokenManager {
         Ok(pair)
     }
 
-    /// Forgets the cached pair (after a new authorization).
+    /// Forgets the cached pair of a shop.
+    pub(crate) async fn forget(&self, shop_id: ShopId) {
+        let slot = self.slot(shop_id);
+        *slot.lock().await = None;
+    }
+
+    /// Replaces the cached pair (after a new authorization).
     pub(crate) async fn set_cached(&self, pair: TokenPair) {
         let slot = self.slot(pair.shop_id);
         *slot.lock().await = Some(pair);

@@ -143,6 +143,20 @@ impl ShopeeClient {
     }
 }
 
+impl ShopeeClient {
+    /// The shop withdrew its authorization (push code 2): deletes its tokens and marks the shop; later calls for it
+    /// fail with `NotAuthorized` until it authorizes again.
+    pub async fn deauthorize_shop(&self, shop_id: ShopId) -> Result<()> {
+        let store = self
+            .token_store()
+            .ok_or_else(|| Error::Config("deauthorize_shop needs a TokenStore".to_owned()))?;
+        store.deauthorize(shop_id).await?;
+        self.forget_tokens(shop_id).await;
+        tracing::info!(shop.id = %shop_id, "shop deauthorized");
+        Ok(())
+    }
+}
+
 /// RFC 3986 unreserved characters stay; everything else is %-encoded.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

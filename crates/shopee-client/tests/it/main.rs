@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apis;
+mod logging;
 mod rate_limit;
 mod retries;
 mod support;

@@ -163,3 +163,20 @@ async fn authorizing_with_a_code_stores_an_encrypted_pair() {
     client.get_order_list(shop(), &list_req()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// Deauthorization deletes the pair and marks the shop; calls stop without reaching Shopee.
+#[tokio::test]
+async fn a_deauthorized_shop_makes_no_more_calls() {
+    let env = Env::new().await;
+    let client = env.client().await;
+    env.authorized(&client, SHOP, 4 * 3600).await;
+    client.get_order_list(shop(), &list_req()).await.unwrap();
+    client.deauthorize_shop(shop()).await.unwrap();
+    let err = client.get_order_list(shop(), &list_req()).await.unwrap_err();
+    assert!(matches!(err, shopee_client::Error::NotAuthorized { .. }), "{err}");
+    assert_eq!(env.entries(ORDER_LIST).len(), 1);
+    let all = client.token_store().unwrap().authorizations().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(all[0].deauthorized_at.is_some());
+    assert!(all[0].access_expires_at.is_none());
+}
