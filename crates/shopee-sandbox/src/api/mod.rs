@@ -163,6 +163,13 @@ pub(crate) async fn shopee(
             Some(kind) => Err(fault_error(kind, &mut retry_after)),
             None => handle(&mut inner, &method, &api, &query, body_json.as_ref(), shop_id),
         };
+        // A configured limit is a one-second window: say so when answering 429.
+        if let Err(e) = &result
+            && e.status == StatusCode::TOO_MANY_REQUESTS
+            && retry_after.is_none()
+        {
+            retry_after = Some(1);
+        }
         let (http_status, error) = match &result {
             Ok(Out::Redirect(_)) => (StatusCode::FOUND, String::new()),
             Ok(_) => (StatusCode::OK, String::new()),

@@ -24,6 +24,8 @@ async fn a_shop_limit_answers_error_rate_limit_beyond_it() {
         .filter(|(s, e)| *s == 429 && e == "error_rate_limit")
         .count();
     assert_eq!(limited, 3, "{errors:?}");
+    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    assert_eq!(a.headers["retry-after"], "1");
     // Another shop is not limited by this shop's rule.
     let (other, _) = env.sandbox.issue_tokens(900_002);
     for _ in 0..6 {
@@ -36,7 +38,7 @@ async fn a_shop_limit_answers_error_rate_limit_beyond_it() {
     let journal = env.sandbox.journal();
     assert_eq!(
         journal.iter().filter(|e| e.error == "error_rate_limit").count(),
-        3
+        4
     );
 }
 
@@ -141,4 +143,16 @@ async fn the_journal_records_every_call() {
     assert!(j[0].at_ms >= before && j[0].at_ms <= j[1].at_ms);
     assert_eq!(j[1].error, "error_item_not_found");
     assert_eq!(j[1].request["item_id"], 77);
+}
+
+#[tokio::test]
+async fn the_limit_answer_status_is_configurable() {
+    let mut cfg = config();
+    cfg.rate_limit_status = axum::http::StatusCode::OK;
+    let env = env_with(cfg).await;
+    env.sandbox.set_rate_limit(Some(SHOP), None, 1);
+    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    assert_eq!((a.status, a.error()), (200, "error_rate_limit"));
+    assert!(a.headers.get("retry-after").is_none());
 }
