@@ -368,14 +368,19 @@ impl Intake {
         Ok(())
     }
 
-    /// Orders waiting for a mapping (or parked and redriven): fetch their details again and accept them.
+    /// Orders waiting for a mapping (or parked and redriven): fetch their details again and accept them, reading
+    /// mappings from PostgreSQL (a mapping that was just added may not have reached the cache yet).
     pub async fn retry_orders(&self, orders: Vec<(ShopId, OrderSn)>) -> anyhow::Result<()> {
+        let fresh = Self {
+            mappings: self.mappings.uncached(),
+            ..self.clone()
+        };
         let mut by_shop: BTreeMap<ShopId, BTreeMap<OrderSn, Vec<ClaimedPush>>> = BTreeMap::new();
         for (shop, sn) in orders {
             by_shop.entry(shop).or_default().insert(sn, Vec::new());
         }
         for (shop, orders) in by_shop {
-            self.fetch_and_accept(shop, orders).await?;
+            fresh.fetch_and_accept(shop, orders).await?;
         }
         Ok(())
     }

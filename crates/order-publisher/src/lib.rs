@@ -147,12 +147,17 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
     ];
     let app = Router::new().merge(health.router());
     cli::serve_http(serve.listener, app, serve.shutdown).await?;
-    // Stop taking work; let each loop finish the batch it holds (bounded), then flush the publisher.
-    let drained = tokio::time::timeout(Duration::from_secs(8), futures::future::join_all(workers)).await;
-    if drained.is_err() {
-        tracing::warn!("workers did not stop within 8 s; their leases expire and another replica takes over");
+    // Stop taking work and give each loop a moment to finish the batch it holds. What is still running after that
+    // is aborted: every step is idempotent (leases expire, the outbox key is unique), so nothing is lost or doubled.
+    let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+    if tokio::time::timeout(Duration::from_millis(1200), futures::future::join_all(workers))
+        .await
+        .is_err()
+    {
+        tracing::warn!("workers still busy at shutdown: aborted; their leased work is picked up again");
+        aborts.iter().for_each(|a| a.abort());
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), publisher.flush()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), publisher.flush()).await;
     pool.close().await;
     Ok(())
 }

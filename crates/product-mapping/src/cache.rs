@@ -5,8 +5,11 @@ use std::time::Duration;
 use deadpool_redis::redis::{self, AsyncCommands as _};
 use domain::ShopId;
 
-/// How long an entry lives; changes invalidate at once through the epoch, so this only bounds memory.
+/// How long an entry lives. Changes made through [`crate::Mappings`] invalidate at once through the epoch; the TTL
+/// bounds memory, and how long a change written around this crate (plain SQL) can go unseen.
 const TTL: Duration = Duration::from_secs(600);
+/// "Not mapped" answers live shorter: a mapping added out of band is picked up within a minute.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub(crate) struct Cache {
@@ -69,8 +72,9 @@ impl Cache {
     pub(crate) async fn put(&self, shop: ShopId, epoch: Option<u64>, key: &str, value: &str) {
         let Some(epoch) = epoch else { return };
         if let Some(mut conn) = self.conn().await {
+            let ttl = if value.is_empty() { NEGATIVE_TTL } else { TTL };
             let _: redis::RedisResult<()> = conn
-                .set_ex(entry_key(shop, epoch, key), value, TTL.as_secs())
+                .set_ex(entry_key(shop, epoch, key), value, ttl.as_secs())
                 .await;
         }
     }

@@ -63,6 +63,15 @@ impl Mappings {
         }
     }
 
+    /// The same mappings read straight from PostgreSQL, for paths that run because a mapping just changed (the
+    /// cache may not have been invalidated yet when the change becomes visible).
+    pub fn uncached(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            cache: cache::Cache::new(None),
+        }
+    }
+
     /// The SKU sold as (shop, item, model), if mapped.
     pub async fn sku_for_model(&self, shop: ShopId, item: ItemId, model: ModelId) -> Result<Option<Sku>> {
         let key = format!("m:{item}:{model}");

@@ -1,5 +1,7 @@
 //! Integration tests for order-publisher, against the real binary, PostgreSQL, Redis and the Pub/Sub emulator.
 
+mod e2e;
+
 mod contract {
     use service_runtime::config::PubSubConfig;
     use test_support::contract::{Contract, check};
