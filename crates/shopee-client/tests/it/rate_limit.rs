@@ -117,3 +117,41 @@ async fn without_redis_the_limit_is_local() {
         started.elapsed()
     );
 }
+
+/// A per-API override limits that API in the shop without slowing the shop's other APIs.
+#[tokio::test]
+async fn a_per_api_override_limits_only_that_api() {
+    let env = Env::new().await;
+    let mut cfg = env.config();
+    cfg.rate_limit
+        .per_api
+        .insert(ORDER_LIST.to_owned(), NonZeroU32::new(10).unwrap());
+    let client = env.client_with(cfg).await;
+    env.authorized(&client, SHOP, 4 * 3600).await;
+    client.shop_tokens(shop()).await.unwrap();
+
+    let started = Instant::now();
+    for _ in 0..6 {
+        client.get_order_list(shop(), &list_req()).await.unwrap();
+    }
+    // 6 calls at 10/s: at least 5 x 100 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    for _ in 0..6 {
+        client
+            .get_model_list(shop(), domain::ItemId::new(1).unwrap())
+            .await
+            .unwrap_err(); // no such item: a permanent error, but the call was made
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.entries("/api/v2/product/get_model_list").len(), 6);
+}
