@@ -1,12 +1,88 @@
 //! catalog-sync-worker: price and inventory events (Pub/Sub) and product content (Catalog GraphQL) -> Shopee.
+//!
+//! - [`consumer`]: both subscriptions, batched, acked once recorded in PostgreSQL (or dead-lettered).
+//! - [`resolve`]: (sku, hub) -> (shop, item, model, location) through the hub and product mappings.
+//! - [`store`]: the coalescing state (newest version wins, in the UPSERT), dirty items, needs_mapping.
+//! - [`flush`]: claims dirty items and sends all pending models of an item in one call, within the rate limit.
+//! - [`discovery`], [`audit`], [`content`]: mapping discovery jobs, the audit command, content sync.
+
+pub mod audit;
+pub mod consumer;
+pub mod content;
+pub mod discovery;
+pub mod events;
+pub mod flush;
+pub mod resolve;
+pub mod store;
+
+use std::time::Duration;
 
 use axum::Router;
+use product_mapping::Mappings;
 use service_runtime::cli::{self, Serve};
 use service_runtime::config::{self, ConfigError, EncryptionKey, Env, PubSubConfig, Secret, ShopeeConfig};
 use service_runtime::health::{Dependency, Health};
 use service_runtime::pubsub::PubSubProbe;
+use shopee_client::ShopeeClient;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Kind;
 
 pub const NAME: &str = "catalog-sync-worker";
+
+/// Tuning of the worker. Defaults suit production; tests shorten the waits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Messages recorded per PostgreSQL transaction (at most).
+    pub batch_max: usize,
+    /// How long a batch waits to fill up after its first message.
+    pub batch_wait: Duration,
+    /// Pub/Sub flow control: unacked messages per stream.
+    pub max_outstanding: i64,
+    /// Lease extension asked from Pub/Sub (10 s to 600 s).
+    pub ack_extension: Duration,
+    /// How long a newly dirty item waits before it is flushed (coalescing window).
+    pub flush_window: Duration,
+    /// Items flushed at once (each waits for its shop's rate-limit slot).
+    pub flush_concurrency: usize,
+    /// A claimed item is released after this if its flusher died.
+    pub lease: Duration,
+    /// Backoff of an item after a transient failure: base, doubled per attempt, capped.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// A model refused transiently this many times in a row is parked.
+    pub max_model_attempts: i32,
+    /// Idle flushers look for due items this often.
+    pub poll_interval: Duration,
+    /// needs_mapping rows are re-resolved this often.
+    pub unmapped_interval: Duration,
+    /// Discovery and content-sync job tables are polled this often.
+    pub jobs_interval: Duration,
+    /// Scheduled content sync (`productsUpdatedSince`); None = only on demand.
+    pub content_interval: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            batch_max: 500,
+            batch_wait: Duration::from_millis(25),
+            max_outstanding: 2000,
+            ack_extension: Duration::from_secs(60),
+            flush_window: Duration::from_millis(500),
+            flush_concurrency: 8,
+            lease: Duration::from_secs(120),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            max_model_attempts: 10,
+            poll_interval: Duration::from_millis(100),
+            unmapped_interval: Duration::from_secs(30),
+            jobs_interval: Duration::from_secs(5),
+            content_interval: Some(Duration::from_secs(900)),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,10 +96,16 @@ pub struct Config {
     pub inventory_subscription: String,
     pub catalog_graphql_url: String,
     pub hub_config_url: String,
+    pub settings: Settings,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let mut settings = Settings::default();
+        settings.flush_window = Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?);
+        settings.flush_concurrency = env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?;
+        let content_secs: u64 = env.or_default("CONTENT_SYNC_INTERVAL_SECS", "900")?;
+        settings.content_interval = (content_secs > 0).then(|| Duration::from_secs(content_secs));
         Ok(Self {
             shopee: ShopeeConfig::from_env(env)?,
             token_key: config::token_encryption_key(env)?,
@@ -44,6 +126,7 @@ impl Config {
             )?,
             catalog_graphql_url: env.or_default("CATALOG_GRAPHQL_URL", "http://127.0.0.1:8091/graphql")?,
             hub_config_url: config::hub_config_url(env)?,
+            settings,
         })
     }
 }
@@ -74,8 +157,160 @@ pub fn help() -> String {
             "HUB_CONFIG_URL",
             "Hub Config Service base URL [default: http://127.0.0.1:8090]",
         ),
+        (
+            "CATALOG_FLUSH_WINDOW_MS",
+            "coalescing window before a changed item is sent to Shopee [default: 500]",
+        ),
+        (
+            "CATALOG_FLUSH_CONCURRENCY",
+            "items sent to Shopee at once [default: 8]",
+        ),
+        (
+            "CONTENT_SYNC_INTERVAL_SECS",
+            "scheduled content sync period; 0 = on demand only [default: 900]",
+        ),
     ];
     cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, cli::PUBSUB_VARS, own].concat())
+}
+
+/// Everything the worker loops need, built once.
+#[derive(Clone)]
+pub struct Worker {
+    pub pool: PgPool,
+    pub shopee: ShopeeClient,
+    pub mappings: Mappings,
+    pub pubsub: PubSubConfig,
+    /// Full subscription paths.
+    pub price_subscription: String,
+    pub inventory_subscription: String,
+    pub catalog_graphql_url: String,
+    pub settings: Settings,
+}
+
+impl Worker {
+    /// Runs the consumers, the flusher and the background loops until `shutdown`, then lets in-flight work finish.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let subscriber = service_runtime::pubsub::subscriber(&self.pubsub).await?;
+        let resolver = resolve::Resolver::new(self.pool.clone(), self.mappings.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (kind, subscription) in [
+            (Kind::Price, self.price_subscription.clone()),
+            (Kind::Stock, self.inventory_subscription.clone()),
+        ] {
+            let consumer = consumer::Consumer {
+                pool: self.pool.clone(),
+                resolver: resolver.clone(),
+                settings: self.settings.clone(),
+                subscriber: subscriber.clone(),
+                subscription,
+                kind,
+            };
+            tasks.spawn(consumer.run(shutdown.clone()));
+        }
+        let flusher = flush::Flusher {
+            pool: self.pool.clone(),
+            shopee: self.shopee.clone(),
+            settings: self.settings.clone(),
+            owner: format!("{NAME}-{}", uuid::Uuid::new_v4().simple()),
+        };
+        tasks.spawn(flusher.run(shutdown.clone()));
+        tasks.spawn(self.clone().unmapped_loop(resolver, shutdown.clone()));
+        tasks.spawn(self.clone().jobs_loop(shutdown.clone()));
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a catalog-sync task panicked");
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies needs_mapping rows once their mapping exists.
+    async fn unmapped_loop(self, resolver: resolve::Resolver, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.unmapped_interval) => {}
+            }
+            match self.apply_unmapped(&resolver).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(applied = n, "needs_mapping updates resolved"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot resolve needs_mapping updates"),
+            }
+        }
+    }
+
+    /// One pass over needs_mapping rows; returns how many became sendable.
+    pub async fn apply_unmapped(&self, resolver: &resolve::Resolver) -> anyhow::Result<usize> {
+        let rows = store::unmapped(&self.pool, 1000).await?;
+        let updates: Vec<events::Update> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(events::Update {
+                    kind: Kind::parse(&r.kind)?,
+                    event_id: r.event_id,
+                    sku: domain::Sku::parse(&r.sku).ok()?,
+                    hub_id: domain::HubId::parse(&r.hub_id).ok()?,
+                    version: r.version,
+                    value: r.value,
+                })
+            })
+            .collect();
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let resolutions = resolver.resolve(&updates).await?;
+        let resolved: Vec<_> = updates.into_iter().zip(resolutions).collect();
+        let n = resolved
+            .iter()
+            .filter(|(_, r)| matches!(r, resolve::Resolution::Target(_)))
+            .count();
+        if n > 0 {
+            store::apply_unmapped(&self.pool, self.settings.flush_window, &resolved).await?;
+        }
+        Ok(n)
+    }
+
+    /// Mapping discovery and content-sync jobs, and the content-sync schedule.
+    async fn jobs_loop(self, shutdown: CancellationToken) {
+        let content =
+            content::ContentSync::new(self.pool.clone(), self.shopee.clone(), &self.catalog_graphql_url);
+        let mut next_scheduled =
+            tokio::time::Instant::now() + self.settings.content_interval.unwrap_or_default();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.jobs_interval) => {}
+            }
+            loop {
+                match discovery::run_next(&self.pool, &self.shopee, &self.mappings).await {
+                    Ok(true) if !shutdown.is_cancelled() => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "mapping discovery jobs unavailable");
+                        break;
+                    }
+                }
+            }
+            loop {
+                match content.run_next_job().await {
+                    Ok(true) if !shutdown.is_cancelled() => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "content-sync jobs unavailable");
+                        break;
+                    }
+                }
+            }
+            if let Some(every) = self.settings.content_interval
+                && tokio::time::Instant::now() >= next_scheduled
+            {
+                next_scheduled = tokio::time::Instant::now() + every;
+                if let Err(e) = content.run_scheduled().await {
+                    tracing::warn!(error = format!("{e:#}"), "scheduled content sync failed");
+                }
+            }
+        }
+    }
 }
 
 pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
@@ -83,6 +318,24 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
     let pool = service_runtime::db::lazy_pool(&serve.base.database_url, 16)?;
     let redis = service_runtime::redis::pool(&config.redis_url)?;
     let admin = service_runtime::pubsub::subscription_admin(&config.pubsub).await?;
+    if config.pubsub.emulator_host.is_some() {
+        // Locally only: create what is missing (production topics and subscriptions exist already).
+        let topics = service_runtime::pubsub::topic_admin(&config.pubsub).await?;
+        for (topic, sub) in [
+            (&config.price_topic, &config.price_subscription),
+            (&config.inventory_topic, &config.inventory_subscription),
+        ] {
+            let topic = config.pubsub.topic_path(topic);
+            service_runtime::pubsub::ensure_topic(&topics, &topic).await?;
+            service_runtime::pubsub::ensure_subscription(
+                &admin,
+                &config.pubsub.subscription_path(sub),
+                &topic,
+                60,
+            )
+            .await?;
+        }
+    }
     let probe = PubSubProbe::Subscription {
         admin,
         name: config.pubsub.subscription_path(&config.price_subscription),
@@ -91,13 +344,34 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         NAME,
         vec![
             Dependency::Postgres(pool.clone()),
-            Dependency::Redis(redis),
+            Dependency::Redis(redis.clone()),
             Dependency::PubSub(probe),
         ],
         serve.shutdown.clone(),
     );
+    let shopee = service_runtime::shopee::client(
+        &config.shopee,
+        pool.clone(),
+        Some(redis.clone()),
+        &config.token_key,
+    )?;
+    let worker = Worker {
+        pool: pool.clone(),
+        shopee,
+        mappings: Mappings::new(pool.clone(), Some(redis)),
+        price_subscription: config.pubsub.subscription_path(&config.price_subscription),
+        inventory_subscription: config.pubsub.subscription_path(&config.inventory_subscription),
+        pubsub: config.pubsub.clone(),
+        catalog_graphql_url: config.catalog_graphql_url.clone(),
+        settings: config.settings.clone(),
+    };
+    let worker_task = tokio::spawn(worker.run(serve.shutdown.clone()));
     let app = Router::new().merge(health.router());
-    cli::serve_http(serve.listener, app, serve.shutdown).await?;
+    cli::serve_http(serve.listener, app, serve.shutdown.clone()).await?;
+    match worker_task.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "the catalog-sync worker panicked"),
+    }
     pool.close().await;
     Ok(())
 }

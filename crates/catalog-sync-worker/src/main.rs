@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use service_runtime::cli::Command;
+use clap::{Parser, Subcommand};
+use service_runtime::cli::Command as Base;
 
 /// Keeps Shopee prices, stock and product content equal to the newest catalog state.
 #[derive(Parser)]
@@ -11,12 +11,34 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Base(Base),
+    /// Read prices and stocks back from Shopee and print every difference from the last applied state
+    /// (exit code 1 when there is any). Reads DATABASE_URL, REDIS_URL, SHOPEE_* and TOKEN_ENCRYPTION_KEY.
+    Audit {
+        /// The Shopee shop to audit.
+        #[arg(long)]
+        shop: u64,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    service_runtime::cli::run(
-        catalog_sync_worker::NAME,
-        cli.command,
-        catalog_sync_worker::Config::from_env,
-        catalog_sync_worker::run,
-    )
+    match cli.command {
+        Some(Command::Audit { shop }) => catalog_sync_worker::audit::main(shop),
+        Some(Command::Base(base)) => service_runtime::cli::run(
+            catalog_sync_worker::NAME,
+            Some(base),
+            catalog_sync_worker::Config::from_env,
+            catalog_sync_worker::run,
+        ),
+        None => service_runtime::cli::run(
+            catalog_sync_worker::NAME,
+            None,
+            catalog_sync_worker::Config::from_env,
+            catalog_sync_worker::run,
+        ),
+    }
 }

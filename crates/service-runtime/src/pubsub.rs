@@ -5,7 +5,7 @@
 //! otherwise.
 
 use google_cloud_auth::credentials::anonymous::Builder as Anonymous;
-use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
+use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
 
 pub use google_cloud_pubsub;
 
@@ -38,6 +38,17 @@ pub async fn topic_admin(config: &PubSubConfig) -> anyhow::Result<TopicAdmin> {
 
 pub async fn subscription_admin(config: &PubSubConfig) -> anyhow::Result<SubscriptionAdmin> {
     Ok(for_target!(SubscriptionAdmin::builder(), config).build().await?)
+}
+
+/// A streaming-pull subscriber (emulator + anonymous credentials when configured). Flow control, ack deadlines and
+/// shutdown behaviour are set per stream on `subscriber.subscribe(name)`.
+pub async fn subscriber(config: &PubSubConfig) -> anyhow::Result<Subscriber> {
+    Ok(for_target!(Subscriber::builder(), config).build().await?)
+}
+
+/// A batching publisher for `topic` (a full `projects/../topics/..` path).
+pub async fn publisher(config: &PubSubConfig, topic: &str) -> anyhow::Result<Publisher> {
+    Ok(for_target!(Publisher::builder(topic), config).build().await?)
 }
 
 /// What readiness asks Pub/Sub about: the topic a binary publishes to or the subscription it pulls from.

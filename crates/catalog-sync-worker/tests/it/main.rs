@@ -1,4 +1,9 @@
-//! Integration tests for catalog-sync-worker, against the real binary, PostgreSQL, Redis and the Pub/Sub emulator.
+//! Integration tests for catalog-sync-worker, against the real binary, PostgreSQL, Redis, the Pub/Sub emulator and
+//! the Shopee sandbox over HTTP.
+
+mod jobs;
+mod support;
+mod sync;
 
 mod contract {
     use service_runtime::config::PubSubConfig;
