@@ -1,19 +1,127 @@
-//! Benchmarks. Each flow adds its own here as it lands; until then this says plainly that there are none.
+//! `cargo xtask bench [name...]`: runs benchmarks on this machine, prints their figures with the anchor each is
+//! compared to (measured in the same run), and writes docs/benchmarks.md.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One benchmark's figures.
+pub struct Section {
+    title: String,
+    lines: Vec<String>,
+}
+
+impl Section {
+    pub fn new(title: &str) -> Self {
+        Self { title: title.to_owned(), lines: Vec::new() }
+    }
+
+    pub fn line(&mut self, line: String) {
+        println!("  {line}");
+        self.lines.push(line);
+    }
+}
+
+type Bench = fn() -> anyhow::Result<Section>;
+
+const BENCHES: &[(&str, Bench)] = &[("ingest", crate::bench_ingest::run)];
 
 pub fn run(names: &[String]) -> anyhow::Result<()> {
-    let known: &[&str] = &[];
+    let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
     if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-        anyhow::bail!(
-            "no benchmark named `{unknown}` (known: {})",
-            if known.is_empty() {
-                "none yet".into()
-            } else {
-                known.join(", ")
-            }
-        );
+        anyhow::bail!("no benchmark named `{unknown}` (known: {})", known.join(", "));
     }
-    anyhow::bail!(
-        "no benchmark is implemented yet: the ingest, orders, catalog, delivery and quotation benchmarks arrive \
-         with their flows (issues 4-7, 9); nothing was measured"
+    let _services = crate::services::ensure_all()?;
+    let mut sections = Vec::new();
+    for (name, bench) in BENCHES {
+        if names.is_empty() || names.iter().any(|n| n == name) {
+            println!("==> bench {name}");
+            sections.push(bench()?);
+        }
+    }
+    write_report(&sections)
+}
+
+fn write_report(sections: &[Section]) -> anyhow::Result<()> {
+    let mut md = String::from("# Benchmarks\n\nWritten by `cargo xtask bench` (`make bench`); every figure comes with its anchor measured in the same run.\n\n");
+    md.push_str(&format!("## Machine\n\n{}\n\n", machine()));
+    for s in sections {
+        md.push_str(&format!("## {}\n\n", s.title));
+        for l in &s.lines {
+            md.push_str(&format!("- {l}\n"));
+        }
+        md.push('\n');
+    }
+    let path = PathBuf::from("docs/benchmarks.md");
+    std::fs::write(&path, md)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .unwrap_or(0);
+    let pg = Command::new("psql").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, {:.1} GiB RAM; {pg}; run at {}",
+        mem as f64 / 1024.0 / 1024.0,
+        Command::new("date").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
     )
+}
+
+pub fn release_bin(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("release").join(name)
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// VmRSS of a process, in KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+pub fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-tAc", sql, db]).output()?;
+    anyhow::ensure!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub fn psql_scalar(db: &str, sql: &str) -> anyhow::Result<String> {
+    psql(db, sql)
+}
+
+/// Drops and recreates a database for a benchmark; returns its URL.
+pub fn fresh_database(name: &str) -> anyhow::Result<String> {
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    psql("postgres", &format!("CREATE DATABASE {name}"))?;
+    Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+/// Polls a readiness URL; returns how long it took.
+pub async fn wait_ready(url: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    while started.elapsed() < timeout {
+        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("{url} not ready within {timeout:?}")
 }

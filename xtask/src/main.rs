@@ -7,6 +7,7 @@
 //! - `bench`: the benchmarks (see docs/benchmarks.md).
 
 mod bench;
+mod bench_ingest;
 mod run;
 mod services;
 
