@@ -267,7 +267,8 @@ pub fn start(
     Ok(ConsumerHandle { poller, lanes })
 }
 
-fn lane_of(key: Option<&[u8]>, partition: i32, lanes: usize) -> usize {
+/// The lane (0..lanes) an event runs on: by key, so one order's events run one after another.
+pub fn lane_of(key: Option<&[u8]>, partition: i32, lanes: usize) -> usize {
     let mut h = DefaultHasher::new();
     match key {
         Some(k) => k.hash(&mut h),
@@ -398,10 +399,18 @@ async fn lane(
 async fn handle(processor: &Processor, shared: &Shared, work: &Work, stop: &CancellationToken) -> bool {
     let keep_trying = || !stop.is_cancelled() && shared.lock().owns(&work.ticket);
     let mut backoff = Duration::from_millis(100);
+    let position = format!("{}@{}", work.ticket.partition, work.ticket.offset);
     let decision = loop {
         match Box::pin(processor.handle(&work.payload, stop)).await {
             Ok(d) => break d,
             Err(Failure::Abandoned) => return false,
+            Err(Failure::Store(e)) if !e.is_transient() => {
+                // The database will never take it: park it rather than block the order (and the commits).
+                break Decision::Park {
+                    reference: position.clone(),
+                    reason: format!("cannot be recorded: {e}"),
+                };
+            }
             Err(Failure::Store(e)) => {
                 tracing::warn!(error = %e, "cannot record a delivery event; retrying");
                 if !keep_trying() || !pause(&mut backoff, stop).await {
@@ -414,16 +423,19 @@ async fn handle(processor: &Processor, shared: &Shared, work: &Work, stop: &Canc
         Decision::Park { reference, reason } => Some((reference.clone(), reason.clone())),
         Decision::Invalid { reason } => {
             tracing::warn!(reason = %reason, "invalid delivery event dead-lettered");
-            Some((
-                format!("{}@{}", work.ticket.partition, work.ticket.offset),
-                format!("invalid delivery event: {reason}"),
-            ))
+            Some((position.clone(), format!("invalid delivery event: {reason}")))
         }
         _ => None,
     };
     if let Some((reference, reason)) = parked {
         let payload = dead_letter_payload(&work.payload);
         while let Err(e) = processor.store().park(&reference, &reason, &payload).await {
+            if !e.is_transient() {
+                tracing::error!(error = %e, reference = %reference, reason = %reason,
+                    "delivery event can be neither applied nor parked; dropped");
+                metrics::counter!("delivery_events_total", "outcome" => "dropped").increment(1);
+                return true;
+            }
             tracing::warn!(error = %e, "cannot park a delivery event; retrying");
             if !keep_trying() || !pause(&mut backoff, stop).await {
                 return false;
@@ -447,11 +459,16 @@ async fn pause(backoff: &mut Duration, stop: &CancellationToken) -> bool {
 
 /// The event as stored in the dead letter: its JSON when it is JSON (so a redrive can replay it), else the text.
 pub fn dead_letter_payload(payload: &[u8]) -> serde_json::Value {
+    // JSONB holds any JSON but NUL (`\u0000`): such payloads are kept as text, NULs replaced.
     match serde_json::from_slice::<serde_json::Value>(payload) {
-        Ok(v) => v,
-        Err(_) => {
+        Ok(v) if !v.to_string().contains("\\u0000") => v,
+        _ => {
             let text = String::from_utf8_lossy(payload);
-            let cut: String = text.chars().take(64 * 1024).collect();
+            let cut: String = text
+                .chars()
+                .take(64 * 1024)
+                .map(|c| if c == '\0' { char::REPLACEMENT_CHARACTER } else { c })
+                .collect();
             serde_json::json!({ "raw": cut })
         }
     }
@@ -477,8 +494,12 @@ mod tests {
     fn dead_letters_keep_json_and_quote_the_rest() {
         assert_eq!(dead_letter_payload(br#"{"a":1}"#), serde_json::json!({"a": 1}));
         assert_eq!(
-            dead_letter_payload(b"\xffnot json"),
-            serde_json::json!({"raw": "\u{fffd}not json"})
+            dead_letter_payload(b"\xffnot json\x00"),
+            serde_json::json!({"raw": "\u{fffd}not json\u{fffd}"})
+        );
+        assert_eq!(
+            dead_letter_payload(br#"{"a":"x\u0000"}"#),
+            serde_json::json!({"raw": "{\"a\":\"x\\u0000\"}"})
         );
     }
 }

@@ -135,9 +135,45 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty())
 }
 
+/// Names the field that broke the parse (serde's type errors do not), or quotes serde.
+fn describe(payload: &[u8], e: &serde_json::Error) -> String {
+    const STRINGS: &[(&str, bool)] = &[
+        ("event_type", true),
+        ("event_id", true),
+        ("order_id", true),
+        ("sales_channel", true),
+        ("occurred_at", true),
+        ("external_order_id", false),
+        ("hub_id", false),
+        ("tracking_number", false),
+        ("tracking_url", false),
+        ("reason", false),
+    ];
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(payload) {
+        for (field, required) in STRINGS {
+            match map.get(*field) {
+                None if *required => return format!("not a delivery event: {field} is missing"),
+                Some(serde_json::Value::String(_)) | None => {}
+                Some(serde_json::Value::Null) if !required => {}
+                Some(other) => {
+                    let kind = match other {
+                        serde_json::Value::Null => "null",
+                        serde_json::Value::Bool(_) => "a boolean",
+                        serde_json::Value::Number(_) => "a number",
+                        serde_json::Value::Array(_) => "an array",
+                        _ => "an object",
+                    };
+                    return format!("not a delivery event: {field} must be a string, not {kind}");
+                }
+            }
+        }
+    }
+    format!("not a delivery event: {e}")
+}
+
 /// Validates a whole event against the schema. The error says what is wrong, for the dead letter.
 pub fn parse(payload: &[u8]) -> Result<Parsed, String> {
-    let raw: Raw<'_> = serde_json::from_slice(payload).map_err(|e| format!("not a delivery event: {e}"))?;
+    let raw: Raw<'_> = serde_json::from_slice(payload).map_err(|e| describe(payload, &e))?;
     if raw.sales_channel.is_empty() {
         return Err("sales_channel is empty".into());
     }
@@ -175,6 +211,17 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, String> {
     };
     let tracking_number = non_empty(raw.tracking_number);
     let tracking_url = non_empty(raw.tracking_url);
+    // PostgreSQL text cannot hold NUL; such an event could never be recorded.
+    for (field, value) in [
+        ("event_id", Some(raw.event_id.as_ref())),
+        ("order_id", Some(raw.order_id.as_ref())),
+        ("tracking_number", tracking_number.as_deref()),
+        ("tracking_url", tracking_url.as_deref()),
+    ] {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Err(format!("{field} contains a NUL character"));
+        }
+    }
     let event = match event_type {
         EventType::Ready => DeliveryEvent::Ready,
         EventType::OnTheWay => DeliveryEvent::OnTheWay {
@@ -257,6 +304,7 @@ mod tests {
             ("reason", json!("dog_ate_it"), "reason"),
             ("event_id", json!(""), "event_id"),
             ("order_id", json!(42), "order_id"),
+            ("tracking_number", json!("BR\u{0}1"), "NUL"),
         ];
         for (field, value, expect) in cases {
             let mut v = sample();

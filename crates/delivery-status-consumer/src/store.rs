@@ -17,6 +17,20 @@ pub enum StoreError {
     Corrupt { order_sn: String, problem: String },
 }
 
+impl StoreError {
+    /// Worth retrying (the database is unreachable or busy), as opposed to a value it will never accept
+    /// (SQLSTATE classes 22 data exception and 23 integrity violation) or corrupt data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(e)) => !e
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+            Self::Db(_) => true,
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What the consumer needs to know about a Shopee order.

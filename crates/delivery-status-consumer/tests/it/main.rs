@@ -1,5 +1,11 @@
-//! Integration tests for delivery-status-consumer, against the real binary and PostgreSQL; Kafka is librdkafka's
-//! mock cluster here (a real broker process serves the end-to-end tests).
+//! Integration tests for delivery-status-consumer: real PostgreSQL, the Shopee sandbox over HTTP, and Kafka as a
+//! real broker process (tansu) for end-to-end and fault tests, librdkafka's mock cluster for unit-level ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod flows;
+mod mock;
+mod reliability;
+mod support;
 
 mod contract {
     use test_support::contract::{Contract, check};

@@ -1,0 +1,292 @@
+//! The quality bar's delivery scenarios, in bounded variants for `make test`:
+//! R5 (shuffled events for 1,000 orders: 0 regressions sent to Shopee, final state = furthest legal) and
+//! R9 (3 consumer processes of the real binary, one killed with SIGKILL repeatedly: 0 events without effect).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use delivery_status_consumer::event::{self, Parsed};
+use delivery_status_consumer::process::furthest;
+use domain::delivery::DeliveryState;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use serde_json::Value;
+use test_support::kafka::TansuBroker;
+use test_support::{Proc, free_port, wait_for_status};
+
+use crate::support::*;
+
+const TOPIC: &str = "deliveries.out";
+
+/// Scenarios an order may go through (before shuffling and duplicating).
+fn scenario(i: usize, sn: &str, ordr: &str) -> Vec<Value> {
+    let e = |t: &str| event(t, sn, ordr);
+    match i % 6 {
+        0 => vec![
+            e("delivery.ready"),
+            e("delivery.on_the_way"),
+            e("delivery.delivered"),
+        ],
+        1 => vec![
+            e("delivery.ready"),
+            e("delivery.on_the_way"),
+            canceled(sn, ordr, Some("buyer_unreachable")),
+        ],
+        2 => vec![
+            e("delivery.ready"),
+            canceled(sn, ordr, Some("buyer_unresponsive")),
+        ],
+        3 => vec![e("delivery.on_the_way"), e("delivery.delivered")],
+        4 => vec![e("delivery.ready"), e("delivery.on_the_way")],
+        _ => vec![
+            e("delivery.ready"),
+            e("delivery.on_the_way"),
+            e("delivery.delivered"),
+            canceled(sn, ordr, None),
+        ],
+    }
+}
+
+fn domain_event(v: &Value) -> domain::delivery::DeliveryEvent {
+    match event::parse(&serde_json::to_vec(v).unwrap()).unwrap() {
+        Parsed::Shopee(e) => e.event,
+        Parsed::OtherChannel => unreachable!(),
+    }
+}
+
+/// The state Shopee's logistics status stands for.
+fn shopee_state(v: &shopee_sandbox::OrderView) -> &'static str {
+    match (v.logistics_status.as_str(), v.order.order_status.as_str()) {
+        (_, "CANCELLED") if v.cancel_reason.is_some() => "cancelled",
+        ("LOGISTICS_DELIVERY_FAILED", _) => "delivery_failed",
+        ("LOGISTICS_DELIVERY_DONE", _) => "delivered",
+        ("LOGISTICS_PICKUP_DONE", _) => "picked_up",
+        ("LOGISTICS_REQUEST_CREATED", _) => "arranged",
+        _ => "ready_to_ship",
+    }
+}
+
+/// Steps from ready_to_ship to `state` (each one Shopee call that changes state).
+fn steps_to(state: &str) -> usize {
+    match state {
+        "ready_to_ship" => 0,
+        "arranged" | "cancelled" => 1,
+        "picked_up" => 2,
+        _ => 3,
+    }
+}
+
+struct Workload {
+    /// In send order.
+    events: Vec<(String, Value)>,
+    expected: HashMap<String, &'static str>,
+    orders: Vec<String>,
+    shopee_events: usize,
+}
+
+/// `orders` orders through the scenarios, each order's events shuffled, 20% duplicated, all orders interleaved,
+/// plus `noise` events of other channels.
+fn workload(prefix: &str, orders: usize, noise: usize, seed: u64) -> Workload {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut per_order: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut expected = HashMap::new();
+    for i in 0..orders {
+        let sn = format!("{prefix}{i:06}");
+        let ordr = format!("ORDR-{sn}");
+        let mut evs = scenario(i, &sn, &ordr);
+        let dups: Vec<Value> = evs.iter().filter(|_| rng.random_bool(0.2)).cloned().collect();
+        evs.extend(dups);
+        evs.shuffle(&mut rng);
+        let domain_events: Vec<_> = evs.iter().map(domain_event).collect();
+        expected.insert(
+            sn.clone(),
+            furthest(DeliveryState::ReadyToShip, &domain_events).as_str(),
+        );
+        per_order.push((ordr, evs));
+    }
+    let orders_sn: Vec<String> = (0..orders).map(|i| format!("{prefix}{i:06}")).collect();
+    // Interleave: repeatedly take the next event of a random order (each order's own order is kept).
+    let mut cursors: Vec<(String, std::vec::IntoIter<Value>)> =
+        per_order.into_iter().map(|(k, v)| (k, v.into_iter())).collect();
+    let mut events = Vec::new();
+    while !cursors.is_empty() {
+        let i = rng.random_range(0..cursors.len());
+        match cursors[i].1.next() {
+            Some(v) => events.push((cursors[i].0.clone(), v)),
+            None => {
+                cursors.swap_remove(i);
+            }
+        }
+    }
+    let shopee_events = events.len();
+    for n in 0..noise {
+        let at = rng.random_range(0..=events.len());
+        events.insert(at, (format!("ORDR-X{n}"), other_channel(n)));
+    }
+    Workload {
+        events,
+        expected,
+        orders: orders_sn,
+        shopee_events,
+    }
+}
+
+/// Per order, Shopee calls that changed its state, and calls Shopee refused.
+fn journal_by_order(env: &Env) -> (HashMap<String, usize>, HashMap<String, usize>) {
+    let mut changed = HashMap::new();
+    let mut refused = HashMap::new();
+    for j in env.sandbox.journal() {
+        if ![SHIP_ORDER, UPDATE_TRACKING_STATUS, CANCEL_ORDER].contains(&j.api.as_str()) {
+            continue;
+        }
+        let Some(sn) = j.request.get("order_sn").and_then(Value::as_str) else {
+            continue;
+        };
+        let map = if j.error.is_empty() {
+            &mut changed
+        } else {
+            &mut refused
+        };
+        *map.entry(sn.to_owned()).or_insert(0) += 1;
+    }
+    (changed, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r5_shuffled_events_never_move_an_order_backwards() {
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, 4);
+    let env = Env::new(&broker.bootstrap(), TOPIC).await;
+    let w = workload("R5", 1000, 1000, 5);
+    env.seed_orders(&w.orders, None).await;
+    env.send(&w.events).await;
+    let group = "g-r5";
+    let started = Instant::now();
+    let running = env.start(group);
+    wait_until(
+        "every order at its furthest legal state",
+        Duration::from_secs(120),
+        || async {
+            let states = env.states().await;
+            w.expected
+                .iter()
+                .all(|(sn, st)| states.get(sn).map(String::as_str) == Some(*st))
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    running.stop().await;
+
+    let (changed, refused) = journal_by_order(&env);
+    let refused_total: usize = refused.values().sum();
+    let changed_total: usize = changed.values().sum();
+    let mut by_state: HashMap<&str, usize> = HashMap::new();
+    for sn in &w.orders {
+        let expected = w.expected[sn];
+        *by_state.entry(expected).or_insert(0) += 1;
+        let view = env.sandbox.order(env.shop_id, sn).unwrap();
+        assert_eq!(shopee_state(&view), expected, "{sn} at Shopee");
+        assert_eq!(
+            changed.get(sn).copied().unwrap_or(0),
+            steps_to(expected),
+            "{sn}: each step exactly once"
+        );
+    }
+    println!(
+        "R5: {} orders, {} Shopee events (+{} other channels) in {took:?}; final states {by_state:?}; \
+         {changed_total} state changes at Shopee, {refused_total} refused (regressions sent: {refused_total})",
+        w.orders.len(),
+        w.shopee_events,
+        w.events.len() - w.shopee_events,
+    );
+    assert_eq!(
+        refused_total, 0,
+        "0 regressions (or other illegal calls) sent to Shopee"
+    );
+    assert!(env.dead_letters().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r9_three_consumers_one_killed_repeatedly_no_event_without_effect() {
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, 6);
+    let env = Env::new(&broker.bootstrap(), TOPIC).await;
+    let w = workload("R9", 800, 1500, 9);
+    env.seed_orders(&w.orders, None).await;
+    let group = "g-r9";
+    let exe = env!("CARGO_BIN_EXE_delivery-status-consumer");
+    let spawn = |port: u16| Proc::spawn(exe, &[], &binary_env(&env, group, port));
+    let ports = [free_port(), free_port(), free_port()];
+    let mut procs: Vec<Proc> = ports.iter().map(|p| spawn(*p)).collect();
+    for p in ports {
+        wait_for_status(
+            &format!("http://127.0.0.1:{p}/health/ready"),
+            200,
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+    let started = Instant::now();
+    // Send in slices while one consumer is killed (SIGKILL) and restarted.
+    let slices: Vec<_> = w.events.chunks(w.events.len().div_ceil(4)).collect();
+    let mut kills = 0;
+    for (i, slice) in slices.iter().enumerate() {
+        env.send(slice).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if i < 3 {
+            let victim = i % 3;
+            procs[victim].signal("KILL");
+            procs[victim].wait_exit(Duration::from_secs(5));
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            procs[victim] = spawn(ports[victim]);
+        }
+    }
+    let applied = wait_until(
+        "every order at its final state",
+        Duration::from_secs(120),
+        || async {
+            let states = env.states().await;
+            w.expected
+                .iter()
+                .all(|(sn, st)| states.get(sn).map(String::as_str) == Some(*st))
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    // Clean stop: every process exits 0 and everything is committed.
+    for p in &procs {
+        p.signal("TERM");
+    }
+    for p in &mut procs {
+        let status = p.wait_exit(Duration::from_secs(15)).expect("exits after SIGTERM");
+        assert!(status.success(), "{status}");
+    }
+    let committed = env.committed_vs_end(group, 6);
+
+    let (changed, refused) = journal_by_order(&env);
+    let refused_total: usize = refused.values().sum();
+    for sn in &w.orders {
+        let expected = w.expected[sn];
+        let view = env.sandbox.order(env.shop_id, sn).unwrap();
+        assert_eq!(shopee_state(&view), expected, "{sn} at Shopee");
+        assert_eq!(
+            changed.get(sn).copied().unwrap_or(0),
+            steps_to(expected),
+            "{sn}: a state change is never applied twice"
+        );
+    }
+    println!(
+        "R9: {} events ({} Shopee, {} orders), {kills} SIGKILLs; all applied {took:?} after the first send \
+         ({applied:?} after the last); duplicate Shopee calls refused as already done: {refused_total}; \
+         committed vs end per partition: {committed:?}",
+        w.events.len(),
+        w.shopee_events,
+        w.orders.len()
+    );
+    for (done, end) in committed {
+        assert_eq!(done, end);
+    }
+    let dl = env.dead_letters().await;
+    assert!(dl.is_empty(), "nothing parked: {dl:?}");
+}
