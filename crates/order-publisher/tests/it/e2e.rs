@@ -15,8 +15,8 @@ use shopee_sandbox::{Sandbox, SandboxConfig, SeedOrder, SeedShop};
 use test_support::TestDb;
 use tokio_util::sync::CancellationToken;
 
-const PARTNER_ID: u64 = 2_000_001;
-const KEY: &str = "e2e-partner-key";
+pub const PARTNER_ID: u64 = 2_000_001;
+pub const KEY: &str = "e2e-partner-key";
 const TOKEN_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 pub const ITEM: u64 = 100_001;
 pub const SKU: &str = "789100000001";
@@ -43,7 +43,7 @@ impl Drop for Stack {
     }
 }
 
-fn env_pairs(
+pub fn env_pairs(
     stack_db: &str,
     sandbox: &str,
     callback: &str,
@@ -69,8 +69,17 @@ fn env_pairs(
 }
 
 impl Stack {
-    /// Gateway and sandbox running, the shop authorized, its hub and one product mapped; the publisher not yet.
+    /// Gateway (in process) and sandbox running, the shop authorized, its hub and one product mapped; the publisher not yet.
     pub async fn new(reconcile_secs: u64) -> Self {
+        Self::build(reconcile_secs, None).await
+    }
+
+    /// As [`Stack::new`], but the gateway is left to the caller, who runs it on `gateway_port` (as a process).
+    pub async fn without_gateway(reconcile_secs: u64, gateway_port: u16) -> Self {
+        Self::build(reconcile_secs, Some(gateway_port)).await
+    }
+
+    async fn build(reconcile_secs: u64, external_gateway: Option<u16>) -> Self {
         let db = TestDb::new().await;
         let shop = 900_000 + u64::from_str_radix(&db.name[4..9], 16).expect("hex") % 99_999;
         let project = format!("op-e2e-{}", &db.name[4..16]);
@@ -93,8 +102,15 @@ impl Stack {
             .await
             .expect("tap subscription");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let gateway_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let listener = match external_gateway {
+            Some(_) => None,
+            None => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind")),
+        };
+        let gateway_url = match (&listener, external_gateway) {
+            (Some(l), _) => format!("http://{}", l.local_addr().expect("addr")),
+            (None, Some(port)) => format!("http://127.0.0.1:{port}"),
+            (None, None) => unreachable!(),
+        };
         let callback = format!("{gateway_url}/webhooks/shopee");
         let mut config = SandboxConfig::new(PARTNER_ID, KEY);
         config.push_callback_url = Some(callback.clone());
@@ -109,13 +125,15 @@ impl Stack {
         );
         let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let gateway_stop = CancellationToken::new();
-        let serve = Serve {
-            config: webhook_gateway::Config::from_env(&env).expect("gateway config"),
-            base: BaseConfig::from_env(&env).expect("base"),
-            listener,
-            shutdown: gateway_stop.clone(),
-        };
-        tokio::spawn(webhook_gateway::run(serve));
+        if let Some(listener) = listener {
+            let serve = Serve {
+                config: webhook_gateway::Config::from_env(&env).expect("gateway config"),
+                base: BaseConfig::from_env(&env).expect("base"),
+                listener,
+                shutdown: gateway_stop.clone(),
+            };
+            tokio::spawn(webhook_gateway::run(serve));
+        }
 
         // The shop authorizes the app; its hub and product are mapped.
         sandbox
@@ -167,6 +185,18 @@ impl Stack {
             .upsert(&[mapping], MappingSource::Manual)
             .await
             .expect("map");
+    }
+
+    /// The environment the binaries of this stack run with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let callback = format!("{}/webhooks/shopee", self.gateway_url);
+        env_pairs(
+            &self.db.url,
+            &self.sandbox.base_url(),
+            &callback,
+            &self.pubsub.project_id,
+            &self.reconcile_secs.to_string(),
+        )
     }
 
     pub async fn start_publisher(&mut self) {

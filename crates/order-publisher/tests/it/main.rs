@@ -1,5 +1,6 @@
 //! Integration tests for order-publisher, against the real binary, PostgreSQL, Redis and the Pub/Sub emulator.
 
+mod crash;
 mod e2e;
 
 mod contract {

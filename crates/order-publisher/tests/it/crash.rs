@@ -1,0 +1,184 @@
+//! R1 and R2, bounded for `make test`: the real gateway and publisher binaries are killed with SIGKILL while
+//! orders flow. Every push the gateway acknowledged is in PostgreSQL; every order is published; copies on the
+//! wire only ever repeat the same order's idempotency key.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shopee_sandbox::SeedOrder;
+use test_support::{Proc, free_port, wait_for_status};
+
+use crate::e2e::{ITEM, SKU, Stack};
+
+const ORDERS: usize = 200;
+const KILLS_EACH: usize = 5;
+
+fn gateway_exe() -> PathBuf {
+    let publisher = PathBuf::from(env!("CARGO_BIN_EXE_order-publisher"));
+    let gateway = publisher.with_file_name("webhook-gateway");
+    // The gateway binary belongs to another package: make sure it is built and current.
+    let target_dir = publisher
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "webhook-gateway",
+            "--bin",
+            "webhook-gateway",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .status()
+        .expect("cargo build webhook-gateway");
+    assert!(status.success(), "building webhook-gateway failed");
+    gateway
+}
+
+fn spawn(exe: &str, env: &[(String, String)], port: u16) -> Proc {
+    let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    env.push(("HTTP_ADDR", format!("127.0.0.1:{port}")));
+    env.push(("RUST_LOG", "error".into()));
+    Proc::spawn(exe, &[], &env)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
+    let gateway_exe = gateway_exe();
+    let gateway_exe = gateway_exe.to_str().expect("utf8").to_owned();
+    let publisher_exe = env!("CARGO_BIN_EXE_order-publisher").to_owned();
+    let (gw_port, pub_port) = (free_port(), free_port());
+    let stack = Stack::without_gateway(2, gw_port).await;
+    stack.map(SKU, ITEM).await;
+    let mut env = stack.env();
+    env.retain(|(k, _)| k != "RECONCILE_INTERVAL_SECS");
+    env.push(("RECONCILE_INTERVAL_SECS".into(), "2".into()));
+
+    let gateway = Arc::new(Mutex::new(Some(spawn(&gateway_exe, &env, gw_port))));
+    let publisher = Arc::new(Mutex::new(Some(spawn(&publisher_exe, &env, pub_port))));
+    wait_for_status(
+        &format!("http://127.0.0.1:{gw_port}/health/ready"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for_status(
+        &format!("http://127.0.0.1:{pub_port}/health/ready"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Chaos: alternate SIGKILLs of the gateway and the publisher, each restarted at once.
+    let chaos = {
+        let (gateway, publisher, env) = (gateway.clone(), publisher.clone(), env.clone());
+        let (gateway_exe, publisher_exe) = (gateway_exe.clone(), publisher_exe.clone());
+        tokio::spawn(async move {
+            for round in 0..KILLS_EACH * 2 {
+                tokio::time::sleep(Duration::from_millis(400 + 97 * (round as u64 % 5))).await;
+                let (slot, exe, port) = if round % 2 == 0 {
+                    (&gateway, &gateway_exe, gw_port)
+                } else {
+                    (&publisher, &publisher_exe, pub_port)
+                };
+                let mut guard = slot.lock().expect("lock");
+                if let Some(p) = guard.as_ref() {
+                    p.signal("KILL");
+                }
+                guard.take();
+                *guard = Some(spawn(exe, &env, port));
+            }
+        })
+    };
+
+    // Orders arrive while processes die: each push is delivered (2xx) or, when the gateway is down, lost.
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(10) {
+        let orders: Vec<SeedOrder> = chunk
+            .iter()
+            .map(|i| {
+                let mut o = SeedOrder::example(stack.shop, &format!("CRASH{i:08}"), ITEM, SKU);
+                o.order_status = "READY_TO_SHIP".into();
+                o
+            })
+            .collect();
+        stack.sandbox.seed_orders(orders).await.expect("seed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chaos.await.expect("chaos");
+
+    // Every order is published at least once, and only under its own idempotency key.
+    let started = Instant::now();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    while copies.len() < ORDERS && started.elapsed() < Duration::from_secs(120) {
+        for msg in stack.pull().await {
+            let sn = msg.payload["order"]["external_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(
+                msg.attributes.get("idempotency_key").map(String::as_str),
+                Some(format!("shopee:{}:{sn}", stack.shop).as_str()),
+                "a copy on the wire must carry its order's key"
+            );
+            *copies.entry(sn).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let wire_duplicates: usize = copies.values().map(|c| c - 1).sum();
+    eprintln!(
+        "R1/R2 bounded: {ORDERS} orders, {KILLS_EACH} SIGKILLs each of gateway and publisher; published {} distinct, {wire_duplicates} duplicate copies on the wire, in {:?}",
+        copies.len(),
+        started.elapsed()
+    );
+    assert_eq!(copies.len(), ORDERS, "orders lost");
+
+    // Exactly one new_order per order in the outbox (the effect), whatever was redone.
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&stack.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(outbox, ORDERS as i64);
+
+    // Every push the gateway acknowledged is in PostgreSQL.
+    let stored: HashSet<String> =
+        sqlx::query_scalar("SELECT dedup_key FROM push_inbox WHERE source = 'push'")
+            .fetch_all(&stack.db.pool)
+            .await
+            .expect("keys")
+            .into_iter()
+            .collect();
+    let delivered: Vec<_> = stack
+        .sandbox
+        .pushes()
+        .into_iter()
+        .filter(|p| matches!(p.state, shopee_sandbox::PushState::Delivered))
+        .collect();
+    assert!(!delivered.is_empty());
+    eprintln!(
+        "pushes acknowledged by the gateway: {}, lost while it was down (recovered by reconciliation): {}",
+        delivered.len(),
+        stack.sandbox.pushes().len() - delivered.len()
+    );
+    for p in &delivered {
+        let key = format!(
+            "3:{}:{}:{}:{}",
+            p.shop_id,
+            p.data["ordersn"].as_str().unwrap_or_default(),
+            p.data["status"].as_str().unwrap_or_default(),
+            p.data["update_time"]
+                .as_i64()
+                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+        );
+        assert!(
+            stored.contains(&key),
+            "acknowledged push {key} is not in the inbox"
+        );
+    }
+    drop(gateway.lock().expect("lock").take());
+    drop(publisher.lock().expect("lock").take());
+}
