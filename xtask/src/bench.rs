@@ -13,7 +13,10 @@ pub struct Section {
 
 impl Section {
     pub fn new(title: &str) -> Self {
-        Self { title: title.to_owned(), lines: Vec::new() }
+        Self {
+            title: title.to_owned(),
+            lines: Vec::new(),
+        }
     }
 
     pub fn line(&mut self, line: String) {
@@ -24,7 +27,10 @@ impl Section {
 
 type Bench = fn() -> anyhow::Result<Section>;
 
-const BENCHES: &[(&str, Bench)] = &[("ingest", crate::bench_ingest::run)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("ingest", crate::bench_ingest::run),
+    ("orders", crate::bench_orders::run),
+];
 
 pub fn run(names: &[String]) -> anyhow::Result<()> {
     let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
@@ -43,7 +49,9 @@ pub fn run(names: &[String]) -> anyhow::Result<()> {
 }
 
 fn write_report(sections: &[Section]) -> anyhow::Result<()> {
-    let mut md = String::from("# Benchmarks\n\nWritten by `cargo xtask bench` (`make bench`); every figure comes with its anchor measured in the same run.\n\n");
+    let mut md = String::from(
+        "# Benchmarks\n\nWritten by `cargo xtask bench` (`make bench`); every figure comes with its anchor measured in the same run.\n\n",
+    );
     md.push_str(&format!("## Machine\n\n{}\n\n", machine()));
     for s in sections {
         md.push_str(&format!("## {}\n\n", s.title));
@@ -61,23 +69,46 @@ fn write_report(sections: &[Section]) -> anyhow::Result<()> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0);
-    let pg = Command::new("psql").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let pg = Command::new("psql")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     format!(
         "{cpu}, {cores} cores, {:.1} GiB RAM; {pg}; run at {}",
         mem as f64 / 1024.0 / 1024.0,
-        Command::new("date").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+        Command::new("date")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
     )
 }
 
 pub fn release_bin(name: &str) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("release").join(name)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+        .join("release")
+        .join(name)
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -92,13 +123,23 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
 pub fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 pub fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-tAc", sql, db]).output()?;
-    anyhow::ensure!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-tAc", sql, db])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
@@ -108,7 +149,10 @@ pub fn psql_scalar(db: &str, sql: &str) -> anyhow::Result<String> {
 
 /// Drops and recreates a database for a benchmark; returns its URL.
 pub fn fresh_database(name: &str) -> anyhow::Result<String> {
-    psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
     psql("postgres", &format!("CREATE DATABASE {name}"))?;
     Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
 }

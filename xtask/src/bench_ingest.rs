@@ -23,7 +23,10 @@ pub fn run() -> anyhow::Result<Section> {
     sh(Command::new("cargo").args(["build", "--release", "-p", "webhook-gateway"]))?;
     let url = crate::bench::fresh_database(DB)?;
     let gateway = release_bin("webhook-gateway");
-    sh(Command::new(&gateway).arg("migrate").env("DATABASE_URL", &url).env("RUST_LOG", "warn"))?;
+    sh(Command::new(&gateway)
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn"))?;
 
     let started = Instant::now();
     let mut child: Child = Command::new(&gateway)
@@ -32,20 +35,30 @@ pub fn run() -> anyhow::Result<Section> {
         .env("SHOPEE_PARTNER_ID", "1")
         .env("SHOPEE_PARTNER_KEY", KEY)
         .env("SHOPEE_PUSH_CALLBACK_URL", CALLBACK)
-        .env("TOKEN_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .env(
+            "TOKEN_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async {
-        let ready = crate::bench::wait_ready(&format!("http://{ADDR}/health/ready"), Duration::from_secs(20)).await?;
+        let ready =
+            crate::bench::wait_ready(&format!("http://{ADDR}/health/ready"), Duration::from_secs(20)).await?;
         let _ = started;
         let idle_rss = rss_kb(child.id());
         let load = load(CLIENTS, DURATION).await?;
         let loaded_rss = rss_kb(child.id());
         anyhow::Ok((ready, idle_rss, loaded_rss, load))
     });
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
     let (ready, idle_rss, loaded_rss, load) = result?;
 
@@ -53,10 +66,21 @@ pub fn run() -> anyhow::Result<Section> {
     let pg_tps = pgbench(CLIENTS, DURATION)?;
     let ratio = load.per_second / pg_tps;
     let mut s = Section::new("ingest: signed pushes verified + persisted");
-    s.line(format!("clients: {CLIENTS}, duration: {} s, release webhook-gateway, PostgreSQL on loopback", DURATION.as_secs()));
-    s.line(format!("pushes answered 200: {} ({} errors); rows in push_inbox: {stored}", load.ok, load.errors));
-    s.line(format!("throughput: {:.0} pushes/s; latency p50 {:.2} ms, p99 {:.2} ms (target p99 < 20 ms)", load.per_second, load.p50_ms, load.p99_ms));
-    s.line(format!("anchor: pgbench single-row INSERT per transaction, {CLIENTS} clients: {pg_tps:.0} tps"));
+    s.line(format!(
+        "clients: {CLIENTS}, duration: {} s, release webhook-gateway, PostgreSQL on loopback",
+        DURATION.as_secs()
+    ));
+    s.line(format!(
+        "pushes answered 200: {} ({} errors); rows in push_inbox: {stored}",
+        load.ok, load.errors
+    ));
+    s.line(format!(
+        "throughput: {:.0} pushes/s; latency p50 {:.2} ms, p99 {:.2} ms (target p99 < 20 ms)",
+        load.per_second, load.p50_ms, load.p99_ms
+    ));
+    s.line(format!(
+        "anchor: pgbench single-row INSERT per transaction, {CLIENTS} clients: {pg_tps:.0} tps"
+    ));
     s.line(format!("ratio ingest / pgbench: {ratio:.2} (target >= 1.0)"));
     s.line(format!("webhook-gateway: start to ready {} ms; RSS idle {} KiB, loaded {} KiB (targets < 1 s, < 50 MB, < 150 MB)", ready.as_millis(), idle_rss, loaded_rss));
     Ok(s)
@@ -71,7 +95,9 @@ pub struct Load {
 }
 
 async fn load(clients: usize, duration: Duration) -> anyhow::Result<Load> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
@@ -122,9 +148,15 @@ async fn load(clients: usize, duration: Duration) -> anyhow::Result<Load> {
 
 /// pgbench: one single-row INSERT per transaction at `clients` concurrency; returns tps.
 fn pgbench(clients: usize, duration: Duration) -> anyhow::Result<f64> {
-    crate::bench::psql(DB, "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")?;
+    crate::bench::psql(
+        DB,
+        "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+    )?;
     let script = std::env::temp_dir().join("seller-backend-pgbench-insert.sql");
-    std::fs::write(&script, "INSERT INTO bench_insert (payload) VALUES ('{\"shop_id\":900001,\"code\":3}');\n")?;
+    std::fs::write(
+        &script,
+        "INSERT INTO bench_insert (payload) VALUES ('{\"shop_id\":900001,\"code\":3}');\n",
+    )?;
     let out = Command::new("pgbench")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-n", "-j", "2"])
         .arg("-c")
@@ -136,8 +168,16 @@ fn pgbench(clients: usize, duration: Duration) -> anyhow::Result<f64> {
         .arg(DB)
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text.lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))
 }

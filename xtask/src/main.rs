@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_ingest;
+mod bench_orders;
 mod run;
 mod services;
 
