@@ -101,11 +101,13 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut settings = Settings::default();
-        settings.flush_window = Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?);
-        settings.flush_concurrency = env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?;
         let content_secs: u64 = env.or_default("CONTENT_SYNC_INTERVAL_SECS", "900")?;
-        settings.content_interval = (content_secs > 0).then(|| Duration::from_secs(content_secs));
+        let settings = Settings {
+            flush_window: Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?),
+            flush_concurrency: env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?,
+            content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
+            ..Settings::default()
+        };
         Ok(Self {
             shopee: ShopeeConfig::from_env(env)?,
             token_key: config::token_encryption_key(env)?,

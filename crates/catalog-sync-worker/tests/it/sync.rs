@@ -39,7 +39,7 @@ fn stale_overwrites(rig: &Rig) -> usize {
     stale
 }
 
-fn events_for(rig: &Rig, skus: usize, versions: u64, dup_every: usize) -> Vec<(bool, Vec<u8>)> {
+fn events_for(rig: &Rig, skus: usize, versions: u64, dup_every: Option<usize>) -> Vec<(bool, Vec<u8>)> {
     let mut out = Vec::new();
     for n in 0..skus {
         for v in 1..=versions {
@@ -47,8 +47,10 @@ fn events_for(rig: &Rig, skus: usize, versions: u64, dup_every: usize) -> Vec<(b
             out.push((false, rig.stock_event(&rig.sku(n), stock(n, v), v)));
         }
     }
-    let dups: Vec<_> = out.iter().step_by(dup_every.max(1)).cloned().collect();
-    out.extend(dups);
+    if let Some(every) = dup_every {
+        let dups: Vec<_> = out.iter().step_by(every).cloned().collect();
+        out.extend(dups);
+    }
     out.shuffle(&mut rand::rng());
     out
 }
@@ -87,7 +89,7 @@ async fn newest_wins_under_shuffled_and_duplicated_events() {
     for i in 0..10 {
         map.insert(rig.sku(20 + i), (500 + i as u64, 0));
     }
-    let events = events_for(&rig, 30, 10, 3);
+    let events = events_for(&rig, 30, 10, Some(3));
     let published = events.len();
     // Half before the worker starts, half while it runs.
     let (first, second) = events.split_at(published / 2);
@@ -175,8 +177,8 @@ async fn r6_throttling_window_converges_within_the_rate_limit() {
     let rate = 50;
     let rig = Rig::new(rate).await;
     let map = rig.seed_catalog(100, 5).await;
-    let events = events_for(&rig, 500, 5, 0);
-    let events: Vec<_> = events.into_iter().take(5_000).collect();
+    let events = events_for(&rig, 500, 5, None);
+    assert_eq!(events.len(), 5_000);
     let (stop, handle) = rig.spawn(fast());
     let window = Duration::from_secs(2);
     let t0 = Instant::now();
@@ -192,6 +194,28 @@ async fn r6_throttling_window_converges_within_the_rate_limit() {
     };
     tokio::join!(publishing, faults);
     let recovered = Instant::now();
+    let pool = rig.db.pool.clone();
+    let diag = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let states: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, count(*) FROM catalog_sync_state GROUP BY state")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let dirty: (i64, Option<i32>, Option<i64>) = sqlx::query_as(
+                "SELECT count(*), max(attempts), count(*) FILTER (WHERE lease_until > now()) FROM catalog_sync_dirty",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let unm: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_sync_unmapped")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            println!("R6 progress: states {states:?} dirty {dirty:?} unmapped {unm}");
+        }
+    });
     let after_recovery = wait_for(
         Duration::from_secs(90),
         "all 500 SKUs at their newest values",
@@ -203,6 +227,7 @@ async fn r6_throttling_window_converges_within_the_rate_limit() {
         },
     )
     .await;
+    diag.abort();
     let journal = rig.sandbox.journal();
     let peak = max_in_window(&journal, Duration::from_secs(1));
     let failed = journal.iter().filter(|e| !e.error.is_empty()).count();
@@ -269,7 +294,7 @@ async fn r7_permanent_failures_are_parked_after_one_attempt() {
         )
         .unwrap();
     let (stop, handle) = rig.spawn(fast());
-    rig.publish(events_for(&rig, 100, 1, 0)).await;
+    rig.publish(events_for(&rig, 100, 1, None)).await;
     let pool = rig.db.pool.clone();
     wait_for(
         Duration::from_secs(30),
@@ -339,7 +364,7 @@ async fn r7_permanent_failures_are_parked_after_one_attempt() {
 async fn r8_redelivery_and_poison() {
     let rig = Rig::new(200).await;
     let map = rig.seed_catalog(20, 5).await;
-    let mut events = events_for(&rig, 100, 5, 10);
+    let mut events = events_for(&rig, 100, 5, Some(10));
     let poison: Vec<(bool, Vec<u8>)> = vec![
         (true, b"{not json".to_vec()),
         (true, br#"{"event_id":"p1","sku":"A","hub_id":"X","price":"0.00","occurred_at":"2026-11-25T12:00:00Z","version":1}"#.to_vec()),
