@@ -114,8 +114,8 @@ pub async fn request_redrive(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error
     Ok(updated.rows_affected() == 1)
 }
 
-
-/// it to `redriven` optimistically is NOT done here: call [`mark_redriven`] or [`repark`] after handling each.
+/// Takes up to `limit` redrive requests for `source`, oldest first, marking them `redriven` so no other replica
+/// takes them; after handling each, call [`repark`] if it failed again.
 pub async fn take_redrive_requests(
     pool: &PgPool,
     source: &str,

@@ -20,8 +20,9 @@ use tracing::Instrument as _;
 use crate::transform::{self, TransformError};
 
 pub const SOURCE: &str = "order-publisher";
-/// How long a claimed push stays leased to this replica.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claimed push stays leased to this replica: longer than a batch takes, short enough that the work of
+/// a crashed replica is picked up again quickly.
+const LEASE: Duration = Duration::from_secs(30);
 /// Transient failures are retried this many times before the order is parked.
 const MAX_ATTEMPTS: i32 = 25;
 

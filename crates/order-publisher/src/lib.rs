@@ -246,6 +246,29 @@ async fn report_lag(inbox: Inbox, relay: outbox::OutboxRelay, shutdown: Cancella
             metrics::gauge!("outbox_pending").set(pending as f64);
             metrics::gauge!("outbox_oldest_age_seconds").set(age);
         }
+        if let Ok(parked) = dead_letters::parked_counts(inbox.pool()).await {
+            for (source, count) in parked {
+                metrics::gauge!("dead_letters_parked", "source" => source).set(count as f64);
+            }
+        }
+        // Token and authorization expiry per shop, for the "re-authorize soon" alerts.
+        let expiries: Vec<(i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT s.shop_id, EXTRACT(EPOCH FROM t.access_expires_at)::float8,
+                    EXTRACT(EPOCH FROM s.authorization_expires_at)::float8
+             FROM shops s LEFT JOIN shop_tokens t USING (shop_id) WHERE s.deauthorized_at IS NULL",
+        )
+        .fetch_all(inbox.pool())
+        .await
+        .unwrap_or_default();
+        for (shop, token, authorization) in expiries {
+            if let Some(t) = token {
+                metrics::gauge!("shop_token_expiry_timestamp_seconds", "shop_id" => shop.to_string()).set(t);
+            }
+            if let Some(a) = authorization {
+                metrics::gauge!("shop_authorization_expiry_timestamp_seconds", "shop_id" => shop.to_string())
+                    .set(a);
+            }
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

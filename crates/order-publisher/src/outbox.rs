@@ -9,7 +9,7 @@ use google_cloud_pubsub::model::Message;
 use sqlx::PgPool;
 
 /// A row is leased for this long while being published; a relay that dies leaves it to another.
-const LEASE_SECS: f64 = 30.0;
+const LEASE_SECS: f64 = 15.0;
 
 #[derive(Clone)]
 pub struct OutboxRelay {

@@ -120,6 +120,7 @@ pub async fn serve_http(
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn(crate::health::track_requests));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -139,3 +139,22 @@ async fn metrics(State(_): State<Health>) -> Response {
     )
         .into_response()
 }
+
+/// Counts and times every HTTP request by route template, method and status: `http_requests_total` and
+/// `http_request_duration_seconds`. Applied by [`crate::cli::serve_http`] to every binary's router.
+pub async fn track_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed);
+    response
+}

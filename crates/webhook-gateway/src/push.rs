@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +27,13 @@ pub struct PushState {
 }
 
 #[tracing::instrument(name = "push.receive", skip_all, fields(shop.id, push.code, order.sn, outcome))]
-pub async fn receive(State(state): State<PushState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(State(state): State<PushState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let (status, outcome) = handle(&state, &headers, &body).await;
+    let (status, outcome) = match axum::body::to_bytes(body, MAX_PUSH_BYTES).await {
+        Ok(body) => handle(&state, &headers, &body).await,
+        // Over the limit (or the client went away mid-body): nothing is read further, nothing stored.
+        Err(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+    };
     let span = tracing::Span::current();
     span.record("outcome", outcome);
     metrics::counter!("webhook_pushes_total", "outcome" => outcome).increment(1);
@@ -42,6 +46,7 @@ pub async fn receive(State(state): State<PushState>, headers: HeaderMap, body: B
         let message = match outcome {
             "unauthorized" => "signature missing or invalid",
             "malformed" => "body is not a valid Shopee push",
+            "too_large" => "body is larger than 1 MiB",
             _ => "cannot store the push right now; retry",
         };
         let body = serde_json::json!({"error": {"code": outcome, "message": message}});

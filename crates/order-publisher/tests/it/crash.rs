@@ -179,6 +179,52 @@ async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
             "acknowledged push {key} is not in the inbox"
         );
     }
+
+    // One more order after the storm, then what an operator sees on /metrics of both binaries.
+    let mut extra = SeedOrder::example(stack.shop, "CRASHEXTRA", ITEM, SKU);
+    extra.order_status = "READY_TO_SHIP".into();
+    stack.sandbox.seed_orders(vec![extra]).await.expect("seed");
+    assert_eq!(stack.pull_until(1, Duration::from_secs(30)).await.len(), 1);
+    tokio::time::sleep(Duration::from_secs(6)).await; // one lag-report period
+    let scrape = |port: u16| async move {
+        // Readiness is what sets dependency_up.
+        reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+            .await
+            .expect("ready");
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let gw = scrape(gw_port).await;
+    for needle in [
+        "webhook_pushes_total{outcome=\"stored\"}",
+        "webhook_push_duration_seconds_bucket",
+        "http_requests_total{",
+        "dependency_up{dependency=\"postgres\"} 1",
+    ] {
+        assert!(gw.contains(needle), "gateway /metrics lacks {needle}:\n{gw}");
+    }
+    let publisher_metrics = scrape(pub_port).await;
+    for needle in [
+        "orders_intake_total{outcome=\"published\"}",
+        "outbox_publish_total{outcome=\"published\"}",
+        "inbox_pending",
+        "inbox_oldest_age_seconds",
+        "outbox_pending",
+        "outbox_oldest_age_seconds",
+        "shopee_calls_total{",
+        "shopee_call_duration_seconds_bucket",
+        "shop_token_expiry_timestamp_seconds{",
+        "dependency_up{dependency=\"pubsub\"} 1",
+    ] {
+        assert!(
+            publisher_metrics.contains(needle),
+            "order-publisher /metrics lacks {needle}:\n{publisher_metrics}"
+        );
+    }
     drop(gateway.lock().expect("lock").take());
     drop(publisher.lock().expect("lock").take());
 }
