@@ -51,16 +51,20 @@ pub fn run() -> anyhow::Result<Section> {
             crate::bench::wait_ready(&format!("http://{ADDR}/health/ready"), Duration::from_secs(20)).await?;
         let _ = started;
         let idle_rss = rss_kb(child.id());
+        let rejections = bad_pushes(1000).await?;
         let load = load(CLIENTS, DURATION).await?;
         let loaded_rss = rss_kb(child.id());
-        anyhow::Ok((ready, idle_rss, loaded_rss, load))
+        anyhow::Ok((ready, idle_rss, loaded_rss, (load, rejections)))
     });
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-    let (ready, idle_rss, loaded_rss, load) = result?;
+    let (ready, idle_rss, loaded_rss, (rejections, rejected_p99, by_status), load) = {
+        let (ready, idle_rss, loaded_rss, load) = result?;
+        (ready, idle_rss, loaded_rss, load.1, load.0)
+    };
 
     let stored: i64 = crate::bench::psql_scalar(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
     let pg_tps = pgbench(CLIENTS, DURATION)?;
@@ -82,8 +86,70 @@ pub fn run() -> anyhow::Result<Section> {
         "anchor: pgbench single-row INSERT per transaction, {CLIENTS} clients: {pg_tps:.0} tps"
     ));
     s.line(format!("ratio ingest / pgbench: {ratio:.2} (target >= 1.0)"));
+    s.line(format!(
+        "R3: {rejections} bad pushes (wrong key, flipped byte, no header, re-serialized JSON, invalid JSON, > 1 MiB): answers {by_status}; rejection p99 {rejected_p99:.2} ms (target < 5 ms); rows stored before the load: 0 checked"
+    ));
     s.line(format!("webhook-gateway: start to ready {} ms; RSS idle {} KiB, loaded {} KiB (targets < 1 s, < 50 MB, < 150 MB)", ready.as_millis(), idle_rss, loaded_rss));
     Ok(s)
+}
+
+/// R3's mix of bad pushes, sent one at a time; returns (count, p99 ms, answers by status). Fails if any was stored.
+async fn bad_pushes(n: usize) -> anyhow::Result<(usize, f64, String)> {
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(n);
+    let mut statuses: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
+    let huge = format!("{{\"code\":3,\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 1));
+    for i in 0..n {
+        let body = format!(
+            r#"{{"shop_id":900001,"code":3,"timestamp":1764072000,"data":{{"ordersn":"BAD{i:09}","status":"READY_TO_SHIP","update_time":1}}}}"#
+        );
+        let good = sign_push(PushSignatureMode::UrlAndBody, KEY, CALLBACK, body.as_bytes());
+        let (payload, auth): (String, Option<String>) = match i % 6 {
+            0 => (
+                body.clone(),
+                Some(sign_push(
+                    PushSignatureMode::UrlAndBody,
+                    "wrong-key",
+                    CALLBACK,
+                    body.as_bytes(),
+                )),
+            ),
+            1 => (body.replacen("READY", "READZ", 1), Some(good)),
+            2 => (body.clone(), None),
+            3 => (body.replace(',', ", "), Some(good)),
+            4 => {
+                let invalid = format!("{}{{", &body[..body.len() - 1]);
+                let auth = sign_push(PushSignatureMode::UrlAndBody, KEY, CALLBACK, invalid.as_bytes());
+                (invalid, Some(auth))
+            }
+            _ => (
+                huge.clone(),
+                Some(sign_push(
+                    PushSignatureMode::UrlAndBody,
+                    KEY,
+                    CALLBACK,
+                    huge.as_bytes(),
+                )),
+            ),
+        };
+        let mut req = http.post(format!("http://{ADDR}/webhooks/shopee")).body(payload);
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        let t = Instant::now();
+        let status = req.send().await?.status().as_u16();
+        latencies.push(t.elapsed());
+        *statuses.entry(status).or_default() += 1;
+    }
+    latencies.sort();
+    let stored: i64 = crate::bench::psql_scalar(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
+    anyhow::ensure!(stored == 0, "{stored} bad pushes were stored");
+    let by_status = statuses
+        .iter()
+        .map(|(s, c)| format!("{s} x {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((n, percentile(&latencies, 0.99), by_status))
 }
 
 pub struct Load {
