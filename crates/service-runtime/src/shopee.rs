@@ -13,8 +13,11 @@ pub fn client(
     redis: Option<deadpool_redis::Pool>,
     token_key: &EncryptionKey,
 ) -> anyhow::Result<ShopeeClient> {
-    let mut cfg =
-        ClientConfig::new(config.api_base_url.clone(), config.partner_id, config.partner_key.expose().to_owned());
+    let mut cfg = ClientConfig::new(
+        config.api_base_url.clone(),
+        config.partner_id,
+        config.partner_key.expose().to_owned(),
+    );
     cfg.rate_limit.per_shop = NonZeroU32::new(config.rate_limit_per_shop).unwrap_or(NonZeroU32::MIN);
     let mut builder = ShopeeClient::builder(cfg).token_store(TokenStore::new(pool, token_key.0));
     if let Some(redis) = redis {
