@@ -1,6 +1,9 @@
 //! webhook-gateway: the Shopee-facing HTTP service.
 
+pub mod auth_callback;
+pub mod hub_config;
 pub mod push;
+pub mod quotation;
 
 use std::sync::Arc;
 
@@ -26,6 +29,12 @@ pub struct Config {
     pub push_key: Secret,
     pub token_key: EncryptionKey,
     pub hub_config_url: String,
+    /// How often the Hub Config Service is fetched (`HUB_CONFIG_REFRESH_SECS`).
+    pub hub_config_refresh: std::time::Duration,
+    /// The path the quotation signature covers (`QUOTATION_SIGN_PATH`; Shopee's docs leave it unsettled).
+    pub quotation_sign_path: String,
+    /// Accepted distance between a quotation's timestamp and now (`QUOTATION_TIMESTAMP_WINDOW_SECS`).
+    pub quotation_window_secs: i64,
 }
 
 impl Config {
@@ -57,6 +66,11 @@ impl Config {
             )?,
             token_key: config::token_encryption_key(env)?,
             hub_config_url: config::hub_config_url(env)?,
+            hub_config_refresh: std::time::Duration::from_secs(
+                env.or_default::<u64>("HUB_CONFIG_REFRESH_SECS", "30")?.max(1),
+            ),
+            quotation_sign_path: env.or_default("QUOTATION_SIGN_PATH", quotation::DEFAULT_SIGN_PATH)?,
+            quotation_window_secs: env.or_default("QUOTATION_TIMESTAMP_WINDOW_SECS", "300")?,
         })
     }
 }
@@ -71,6 +85,18 @@ pub fn help() -> String {
             "HUB_CONFIG_URL",
             "Hub Config Service base URL [default: http://127.0.0.1:8090]",
         ),
+        (
+            "HUB_CONFIG_REFRESH_SECS",
+            "how often hub config is refreshed in the background [default: 30]",
+        ),
+        (
+            "QUOTATION_SIGN_PATH",
+            "path covered by the quotation signature [default: /shopee/quotation]",
+        ),
+        (
+            "QUOTATION_TIMESTAMP_WINDOW_SECS",
+            "accepted quotation timestamp skew [default: 300]",
+        ),
     ];
     cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, own].concat())
 }
@@ -82,8 +108,20 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         vec![Dependency::Postgres(pool.clone())],
         serve.shutdown.clone(),
     );
-    let app = router(&serve.config, pool.clone()).merge(health.router());
+    let hubs = hub_config::HubDirectory::default();
+    let refresher = hub_config::spawn_refresher(
+        hubs.clone(),
+        serve.config.hub_config_url.clone(),
+        serve.config.hub_config_refresh,
+        serve.shutdown.clone(),
+    );
+    let shopee =
+        service_runtime::shopee::client(&serve.config.shopee, pool.clone(), None, &serve.config.token_key)?;
+    let app = router(&serve.config, pool.clone())
+        .merge(shopee_router(&serve.config, hubs, shopee))
+        .merge(health.router());
     cli::serve_http(serve.listener, app, serve.shutdown).await?;
+    refresher.abort();
     pool.close().await;
     Ok(())
 }
@@ -102,4 +140,33 @@ pub fn router(config: &Config, pool: sqlx::PgPool) -> Router {
         .route("/webhooks/shopee", post(push::receive))
         .with_state(push_state)
         .layer(DefaultBodyLimit::max(push::MAX_PUSH_BYTES))
+}
+
+/// The quotation URL and the authorization callback.
+pub fn shopee_router(
+    config: &Config,
+    hubs: hub_config::HubDirectory,
+    shopee: shopee_client::ShopeeClient,
+) -> Router {
+    let quotation_state = quotation::QuotationState {
+        config: Arc::new(quotation::QuotationConfig {
+            partner_id: config.shopee.partner_id,
+            partner_key: config.shopee.partner_key.clone(),
+            sign_path: config.quotation_sign_path.clone(),
+            window_secs: config.quotation_window_secs,
+        }),
+        hubs,
+    };
+    Router::new()
+        .route("/shopee/quotation", post(quotation::quote))
+        .with_state(quotation_state)
+        .layer(DefaultBodyLimit::max(quotation::MAX_QUOTATION_BYTES))
+        .merge(
+            Router::new()
+                .route(
+                    "/shopee/auth/callback",
+                    axum::routing::get(auth_callback::callback),
+                )
+                .with_state(auth_callback::AuthState { shopee }),
+        )
 }
