@@ -21,12 +21,20 @@ fn ok_calls(env: &Env, api: &str, sn: &str) -> usize {
 }
 
 async fn all_consumed(env: &Env, group: &str) {
-    wait_until("every offset committed", Duration::from_secs(30), || async {
-        tokio::task::block_in_place(|| env.committed_vs_end(group, PARTITIONS))
-            .iter()
-            .all(|(done, end)| done == end)
-    })
-    .await;
+    let last = std::sync::Mutex::new(Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let now = tokio::task::block_in_place(|| env.committed_vs_end(group, PARTITIONS));
+        if now.iter().all(|(done, end)| done == end) {
+            return;
+        }
+        *last.lock().unwrap() = now;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "not every offset committed within 30 s: (committed, end) = {:?}",
+        last.lock().unwrap()
+    );
 }
 
 /// ready -> arranged (non_integrated, pickup, dropoff), on_the_way -> picked up, delivered, canceled before and

@@ -77,6 +77,8 @@ pub struct Env {
     pub brokers: String,
     pub topic: String,
     pub producer: FutureProducer,
+    /// One past the highest offset produced, per partition (from the delivery reports).
+    produced: std::sync::Mutex<HashMap<i32, i64>>,
 }
 
 impl Env {
@@ -124,6 +126,7 @@ impl Env {
             brokers: brokers.to_owned(),
             topic: topic.to_owned(),
             producer,
+            produced: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,7 +177,10 @@ impl Env {
                 )
             });
             for r in futures::future::join_all(sends).await {
-                r.map_err(|(e, _)| e).expect("produce");
+                let delivery = r.map_err(|(e, _)| e).expect("produce");
+                let mut produced = self.produced.lock().unwrap();
+                let end = produced.entry(delivery.partition).or_insert(0);
+                *end = (*end).max(delivery.offset + 1);
             }
         }
     }
@@ -245,7 +251,8 @@ impl Env {
             .collect()
     }
 
-    /// The group's committed offset and the end offset of each partition.
+    /// The group's committed offset and the end offset of each partition (as produced: tansu's high watermarks
+    /// are not reliable enough for this).
     pub fn committed_vs_end(&self, group: &str, partitions: i32) -> Vec<(i64, i64)> {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -258,11 +265,10 @@ impl Env {
             tpl.add_partition(&self.topic, p);
         }
         let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        let produced = self.produced.lock().unwrap().clone();
         (0..partitions)
             .map(|p| {
-                let (_, high) = c
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
-                    .unwrap();
+                let high = produced.get(&p).copied().unwrap_or(0);
                 let done = match committed.find_partition(&self.topic, p).map(|e| e.offset()) {
                     Some(Offset::Offset(o)) => o,
                     _ => 0,
