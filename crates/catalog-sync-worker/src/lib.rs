@@ -25,7 +25,7 @@ use service_runtime::health::{Dependency, Health};
 use service_runtime::pubsub::PubSubProbe;
 use shopee_client::ShopeeClient;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 use crate::events::Kind;
 

@@ -169,3 +169,90 @@ async fn audit_finds_a_difference_planted_at_shopee() {
     );
     println!("audit: {stdout}");
 }
+
+/// A small Catalog Service: answers `products(skus)` and `productsUpdatedSince` (one page) from a fixture.
+async fn catalog_server(products: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) -> String {
+    use axum::Json;
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/graphql",
+        post(move |Json(req): Json<serde_json::Value>| {
+            let products = products.clone();
+            async move {
+                let all = products.lock().unwrap().clone();
+                let query = req["query"].as_str().unwrap_or_default();
+                if query.contains("productsUpdatedSince") {
+                    Json(serde_json::json!({"data": {"productsUpdatedSince": {
+                        "nodes": all, "pageInfo": {"hasNextPage": false, "endCursor": null}}}}))
+                } else {
+                    let wanted: Vec<String> =
+                        serde_json::from_value(req["variables"]["skus"].clone()).unwrap();
+                    let nodes: Vec<_> = all
+                        .into_iter()
+                        .filter(|p| wanted.iter().any(|s| p["sku"] == *s))
+                        .collect();
+                    Json(serde_json::json!({"data": {"products": nodes}}))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/graphql")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_sync_sends_only_what_changed() {
+    let rig = Rig::new(200).await;
+    let map = rig.seed_catalog(3, 1).await;
+    let product = |n: usize, name: &str| {
+        serde_json::json!({"sku": rig.sku(n), "name": name, "description": "Arroz tipo 1", "brand": null, "ean": null,
+            "active": true, "images": [{"url": "https://img/1.jpg"}], "weightGrams": 1000,
+            "dimensions": {"lengthCm": 20.0, "widthCm": 10.5, "heightCm": 5.0}})
+    };
+    let fixture = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        product(0, "Arroz 1kg"),
+        product(1, "Feijão 1kg"),
+        product(2, "Café 500g"),
+    ]));
+    let url = catalog_server(fixture.clone()).await;
+    let sync = catalog_sync_worker::content::ContentSync::new(rig.db.pool.clone(), rig.client.clone(), &url);
+    sqlx::query("INSERT INTO content_sync_jobs (skus) VALUES (NULL)")
+        .execute(&rig.db.pool)
+        .await
+        .unwrap();
+    assert!(sync.run_next_job().await.unwrap());
+    let (status, updated): (String, i32) = sqlx::query_as("SELECT status, updated FROM content_sync_jobs")
+        .fetch_one(&rig.db.pool)
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), updated), ("done", 3));
+    let item0 = rig.sandbox.item(rig.shop, map[&rig.sku(0)].0).unwrap();
+    assert_eq!((item0.item_name.as_str(), item0.weight), ("Arroz 1kg", Some(1.0)));
+    let first: Vec<_> = rig
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| e.api.ends_with("update_item"))
+        .collect();
+    assert_eq!(first.len(), 3);
+    assert!(first[0].request.get("dimension").is_some());
+    // One name changes: the scheduled run sends that name only, nothing else, to that item only.
+    fixture.lock().unwrap()[1] = product(1, "Feijão Carioca 1kg");
+    rig.sandbox.clear_journal();
+    let r = sync.run_scheduled().await.unwrap();
+    assert_eq!((r.updated, r.unchanged), (1, 2));
+    let calls: Vec<_> = rig
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| e.api.ends_with("update_item"))
+        .collect();
+    assert_eq!(calls.len(), 1);
+    let body = calls[0].request.as_object().unwrap();
+    let mut keys: Vec<&str> = body.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["item_id", "item_name"], "{body:?}");
+    println!("content sync: 3 items sent in full, then 1 changed name -> 1 update_item with item_name only");
+}

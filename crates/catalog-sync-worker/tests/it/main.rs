@@ -1,6 +1,18 @@
 //! Integration tests for catalog-sync-worker, against the real binary, PostgreSQL, Redis, the Pub/Sub emulator and
 //! the Shopee sandbox over HTTP.
 
+/// The `cargo xtask bench catalog` benchmark, compiled here too so it is checked with the crate; run it with
+/// `cargo test -p catalog-sync-worker --release --test it bench_catalog -- --ignored --nocapture`.
+#[allow(dead_code, clippy::unwrap_used)]
+#[path = "../../../../xtask/src/bench_catalog.rs"]
+mod bench_catalog;
+
+#[test]
+#[ignore = "benchmark: 100,000 events, about a minute"]
+fn bench_catalog_100k_inventory_events() {
+    bench_catalog::run().expect("bench catalog");
+}
+
 mod jobs;
 mod support;
 mod sync;
