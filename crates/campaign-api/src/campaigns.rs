@@ -1248,8 +1248,17 @@ pub async fn load_view(
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     pub status: Option<String>,
-    #[serde(flatten)]
-    pub page: PageQuery,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 const STATUSES: &[&str] = &[
@@ -1269,8 +1278,8 @@ pub async fn list(
             STATUSES.join(", ")
         )));
     }
-    let limit = q.page.limit()?;
-    let before = q.page.cursor_number()?;
+    let limit = q.page().limit()?;
+    let before = q.page().cursor_number()?;
     let sql = format!(
         "SELECT * FROM (
             SELECT c.id, c.name, c.starts_at, c.ends_at, c.hub_ids, {STATUS_SQL} AS status, c.state, c.created_at,

@@ -16,8 +16,17 @@ pub struct ListQuery {
     pub source: Option<String>,
     /// parked | redrive_requested | redriven
     pub status: Option<String>,
-    #[serde(flatten)]
-    pub page: PageQuery,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 pub async fn list(
@@ -31,8 +40,8 @@ pub async fn list(
             "status must be parked, redrive_requested or redriven".into(),
         ));
     }
-    let limit = q.page.limit()?;
-    let after = q.page.cursor_number()?;
+    let limit = q.page().limit()?;
+    let after = q.page().cursor_number()?;
     let rows = dead_letters::list(
         &state.pool,
         &Filter {

@@ -122,8 +122,17 @@ pub async fn upsert(
 pub struct ListQuery {
     pub sku: Option<String>,
     pub shop_id: Option<u64>,
-    #[serde(flatten)]
-    pub page: PageQuery,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 /// `GET /v1/mappings?sku=&shop_id=&limit=&cursor=`.
@@ -143,8 +152,8 @@ pub async fn list(
         .map(ShopId::new)
         .transpose()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let limit = q.page.limit()?;
-    let offset = q.page.cursor_number()?;
+    let limit = q.page().limit()?;
+    let offset = q.page().cursor_number()?;
     let rows = state.mappings.list(sku.as_ref(), shop, limit + 1, offset).await?;
     let next = offset + limit;
     Ok(Json(page(rows, limit, |_| next.to_string())))

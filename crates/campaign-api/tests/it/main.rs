@@ -1,4 +1,11 @@
-//! Integration tests for campaign-api, against the real binary and real PostgreSQL and Redis.
+//! Integration tests for campaign-api: the real app and binary, real PostgreSQL and Redis, the Shopee sandbox over
+//! HTTP.
+
+mod auth;
+mod campaigns;
+mod common;
+mod openapi;
+mod routes;
 
 mod contract {
     use test_support::contract::{Contract, check};
