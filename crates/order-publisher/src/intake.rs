@@ -202,7 +202,13 @@ impl Intake {
         };
         let mut seen: Vec<OrderSn> = Vec::new();
         for detail in &details {
-            let outcome = self.accept(shop, detail).await?;
+            // Continue the trace of the push that brought the order (stored by the gateway in the inbox).
+            let traceparent = orders
+                .get(&detail.order_sn)
+                .and_then(|pushes| pushes.iter().find_map(|p| p.traceparent.clone()));
+            let span = tracing::info_span!("order.intake", shop.id = shop.get(), order.sn = %detail.order_sn);
+            service_runtime::telemetry::continue_trace(&span, traceparent.as_deref());
+            let outcome = self.accept(shop, detail).instrument(span).await?;
             metrics::counter!("orders_intake_total", "outcome" => outcome.as_str()).increment(1);
             seen.push(detail.order_sn.clone());
         }
@@ -228,7 +234,6 @@ impl Intake {
     }
 
     /// One order detail: publish, wait for a mapping, or record.
-    #[tracing::instrument(skip_all, fields(shop.id = shop.get(), order.sn = %detail.order_sn))]
     pub async fn accept(&self, shop: ShopId, detail: &OrderDetail) -> anyhow::Result<Outcome> {
         let sn = &detail.order_sn;
         if !publishes(detail.order_status) {

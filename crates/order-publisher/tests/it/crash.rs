@@ -15,7 +15,7 @@ use crate::e2e::{ITEM, SKU, Stack};
 const ORDERS: usize = 200;
 const KILLS_EACH: usize = 5;
 
-fn gateway_exe() -> PathBuf {
+pub fn gateway_exe() -> PathBuf {
     let publisher = PathBuf::from(env!("CARGO_BIN_EXE_order-publisher"));
     let gateway = publisher.with_file_name("webhook-gateway");
     // The gateway binary belongs to another package: make sure it is built and current.

@@ -2,6 +2,7 @@
 
 mod crash;
 mod e2e;
+mod tracing;
 
 mod contract {
     use service_runtime::config::PubSubConfig;
