@@ -1,6 +1,8 @@
 //! Integration tests for webhook-gateway, against the real binary and real PostgreSQL.
 
+mod auth;
 mod push;
+mod quotation;
 
 mod contract {
     use test_support::contract::{Contract, check};
