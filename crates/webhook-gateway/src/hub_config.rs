@@ -231,7 +231,8 @@ pub async fn fetch(client: &reqwest::Client, base: &str) -> Result<Snapshot, Str
     Ok(Snapshot::new(hubs))
 }
 
-/// Keeps `directory` fresh until `shutdown`: at once, then every `every` (every second while nothing was ever loaded).
+/// Keeps `directory` fresh until `shutdown`: at once, then every `every`; while nothing was ever loaded, retries
+/// after 1 s, doubling up to `every`.
 pub fn spawn_refresher(
     directory: HubDirectory,
     base_url: String,
@@ -250,6 +251,7 @@ pub fn spawn_refresher(
                 return;
             }
         };
+        let mut backoff = Duration::from_secs(1);
         loop {
             match fetch(&client, &base_url).await {
                 Ok(snapshot) => {
@@ -269,7 +271,9 @@ pub fn spawn_refresher(
             let wait = if directory.snapshot().is_some() {
                 every
             } else {
-                every.min(Duration::from_secs(1))
+                let wait = every.min(backoff);
+                backoff = (backoff * 2).min(every);
+                wait
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,

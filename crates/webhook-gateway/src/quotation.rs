@@ -218,9 +218,23 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[tracing::instrument(name = "quotation", skip_all, fields(shop.id, hub.id, outcome))]
-pub async fn quote(State(state): State<QuotationState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+pub async fn quote(
+    State(state): State<QuotationState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let started = Instant::now();
-    let (response, outcome) = handle(&state, query.as_deref().unwrap_or(""), &body, Utc::now());
+    let (response, outcome) = match body {
+        Ok(body) => handle(&state, query.as_deref().unwrap_or(""), &body, Utc::now()),
+        Err(e) => (
+            shopee_error(
+                e.status(),
+                "error_param",
+                &format!("the body cannot be read: {}", e.body_text()),
+            ),
+            "malformed",
+        ),
+    };
     tracing::Span::current().record("outcome", outcome);
     metrics::counter!("quotations_total", "outcome" => outcome).increment(1);
     metrics::histogram!("quotation_duration_seconds", "outcome" => outcome)

@@ -244,6 +244,20 @@ async fn signature_failures_are_refused() {
     assert_eq!(resp.status().as_u16(), 400);
     let err: Value = resp.json().await.expect("json");
     assert_eq!(err["error"], "error_param");
+    // An oversized body is refused in the same shape.
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/shopee/quotation?{}",
+            gw.url,
+            signed_query("/shopee/quotation", now)
+        ))
+        .body(vec![b' '; webhook_gateway::quotation::MAX_QUOTATION_BYTES + 1])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 413);
+    let err: Value = resp.json().await.expect("json");
+    assert_eq!(err["error"], "error_param");
 }
 
 #[tokio::test(flavor = "multi_thread")]
