@@ -144,6 +144,12 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         tokio::spawn(retry_waiting_orders(intake, shutdown.clone())),
         tokio::spawn(reconcile::run_every(reconciler, interval, shutdown.clone())),
         tokio::spawn(report_lag(inbox, relay, shutdown.clone())),
+        tokio::spawn(sync_hubs(
+            Hubs::new(pool.clone()),
+            config.hub_config_url.clone(),
+            Duration::from_secs(60),
+            shutdown.clone(),
+        )),
     ];
     let app = Router::new().merge(health.router());
     cli::serve_http(serve.listener, app, serve.shutdown).await?;
@@ -272,6 +278,57 @@ async fn report_lag(inbox: Inbox, relay: outbox::OutboxRelay, shutdown: Cancella
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+/// Keeps the `hubs` table (hub <-> shop, read by every worker) equal to the Hub Config Service: at start, then every
+/// `every`. A failed refresh keeps the table as it is.
+async fn sync_hubs(hubs: Hubs, base_url: String, every: Duration, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the Hub Config client; hubs are not synchronised");
+            return;
+        }
+    };
+    while !shutdown.is_cancelled() {
+        match hub_config::fetch(&client, &base_url).await {
+            Ok(snapshot) => {
+                let mut locations = Vec::new();
+                for hub in snapshot.by_shop.values().flatten() {
+                    let parsed = domain::HubId::parse(&hub.hub_id)
+                        .map_err(|e| e.to_string())
+                        .and_then(|id| {
+                            domain::ShopId::new(hub.shop_id)
+                                .map(|s| (id, s))
+                                .map_err(|e| e.to_string())
+                        });
+                    match parsed {
+                        Ok((hub_id, shop_id)) => locations.push(product_mapping::HubLocation {
+                            hub_id,
+                            shop_id,
+                            location_id: None,
+                            active: hub.active,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(hub.id = %hub.hub_id, problem = %e, "hub from Hub Config skipped")
+                        }
+                    }
+                }
+                match hubs.upsert(&locations).await {
+                    Ok(()) => tracing::debug!(
+                        hubs = locations.len(),
+                        "hubs synchronised from the Hub Config Service"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "storing hubs failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Hub Config Service unavailable; hubs table unchanged"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

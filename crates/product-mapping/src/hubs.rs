@@ -64,7 +64,8 @@ impl Hubs {
         rows.into_iter().map(from_row).collect()
     }
 
-    /// Records hubs (from the Hub Config Service or an operator), creating their shops when missing.
+    /// Records hubs (from the Hub Config Service or an operator), creating their shops when missing. A shop location
+    /// belongs to one hub: recording a hub for it removes whichever hub had it before.
     pub async fn upsert(&self, hubs: &[HubLocation]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for h in hubs {
@@ -72,6 +73,15 @@ impl Hubs {
                 .bind(h.shop_id.as_i64())
                 .execute(&mut *tx)
                 .await?;
+            // One hub per shop location: the latest word wins, so a hub that took over a shop replaces the old one.
+            sqlx::query(
+                "DELETE FROM hubs WHERE shop_id = $2 AND location_id IS NOT DISTINCT FROM $3 AND hub_id <> $1",
+            )
+            .bind(h.hub_id.as_str())
+            .bind(h.shop_id.as_i64())
+            .bind(h.location_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO hubs (hub_id, shop_id, location_id, active) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (hub_id) DO UPDATE

@@ -1,7 +1,7 @@
 //! webhook-gateway: the Shopee-facing HTTP service.
 
 pub mod auth_callback;
-pub mod hub_config;
+pub use hub_config;
 pub mod push;
 pub mod quotation;
 

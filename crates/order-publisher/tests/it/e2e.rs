@@ -200,14 +200,12 @@ impl Stack {
     }
 
     pub async fn start_publisher(&mut self) {
-        let callback = format!("{}/webhooks/shopee", self.gateway_url);
-        let pairs = env_pairs(
-            &self.db.url,
-            &self.sandbox.base_url(),
-            &callback,
-            &self.pubsub.project_id,
-            &self.reconcile_secs.to_string(),
-        );
+        self.start_publisher_with(&[]).await;
+    }
+
+    pub async fn start_publisher_with(&mut self, extra: &[(&str, &str)]) {
+        let mut pairs = self.env();
+        pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let stop = CancellationToken::new();
         let serve = Serve {
@@ -480,4 +478,40 @@ async fn lost_pushes_are_recovered_by_reconciliation() {
         stack.pull_until(1, Duration::from_secs(3)).await.is_empty(),
         "no duplicates from the second source"
     );
+}
+
+/// The hubs table follows the Hub Config Service (a local fake over HTTP).
+#[tokio::test(flavor = "multi_thread")]
+async fn hubs_follow_the_hub_config_service() {
+    let mut stack = Stack::new(3600).await;
+    let hubs = serde_json::json!([{
+        "hub_id": "CWB-07", "active": true, "shopee_shop_id": stack.shop,
+        "location": {"zipcode": "80010000", "latitude": -25.4284, "longitude": -49.2733},
+        "delivery": {"radius_km": 4.0, "base_fee": "3.90", "fee_per_km": "1.00", "free_above": "80.00",
+                     "preparation_minutes": 10, "speed_kmh": 20},
+        "opening_hours": [{"weekday": 1, "open": "08:00", "close": "22:00"}]
+    }]);
+    let app = axum::Router::new().route(
+        "/v1/hubs",
+        axum::routing::get(move || async move { axum::Json(hubs.clone()) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    stack.start_publisher_with(&[("HUB_CONFIG_URL", &url)]).await;
+    let started = Instant::now();
+    loop {
+        let shop: Option<i64> = sqlx::query_scalar("SELECT shop_id FROM hubs WHERE hub_id = 'CWB-07'")
+            .fetch_optional(&stack.db.pool)
+            .await
+            .expect("hubs");
+        if shop == Some(stack.shop as i64) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "hub CWB-07 never reached the hubs table"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
