@@ -30,7 +30,18 @@ type Bench = fn() -> anyhow::Result<Section>;
 const BENCHES: &[(&str, Bench)] = &[
     ("ingest", crate::bench_ingest::run),
     ("orders", crate::bench_orders::run),
+    ("catalog", catalog),
+    ("delivery", crate::bench_delivery::section),
+    ("quotation", crate::bench_quotation::section),
 ];
+
+fn catalog() -> anyhow::Result<Section> {
+    let mut s = Section::new("catalog: 100,000 inventory events over 5,000 SKUs to Shopee update_stock");
+    for line in crate::bench_catalog::lines()? {
+        s.lines.push(line);
+    }
+    Ok(s)
+}
 
 pub fn run(names: &[String]) -> anyhow::Result<()> {
     let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();

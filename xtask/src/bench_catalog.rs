@@ -29,7 +29,14 @@ const DB: &str = "sb_bench_catalog";
 const PARTNER: u64 = 4_000_001;
 const KEY: &str = "bench-catalog-partner-key";
 
+/// Used by catalog-sync-worker's test harness, which compiles this file too.
+#[allow(dead_code)]
 pub fn run() -> anyhow::Result<()> {
+    lines().map(|_| ())
+}
+
+/// Runs the benchmark; its figures, one line each.
+pub fn lines() -> anyhow::Result<Vec<String>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(measure())
 }
@@ -60,7 +67,7 @@ async fn fresh_database() -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-async fn measure() -> anyhow::Result<()> {
+async fn measure() -> anyhow::Result<Vec<String>> {
     let rate: u32 = env_or("BENCH_CATALOG_RATE", "100").parse()?;
     let pool = fresh_database().await?;
     let redis = service_runtime::redis::pool(&Secret::new(env_or("REDIS_URL", "redis://127.0.0.1:6379")))?;
@@ -249,30 +256,34 @@ async fn measure() -> anyhow::Result<()> {
         }
     }
     let bound = Duration::from_secs_f64(calls as f64 / f64::from(rate));
+    let mut lines = Vec::new();
     let min_bound = Duration::from_secs_f64(by_item.len() as f64 / f64::from(rate));
-    println!(
+    lines.push(format!(
         "catalog sync: {EVENTS} inventory events over {skus} SKUs ({ITEMS} items x {MODELS} models), limit {rate} calls/s"
-    );
-    println!(
-        "  published in {:.1} s ({:.0} events/s); consumed in {:.1} s ({:.0} events/s)",
+    ));
+    lines.push(format!(
+        "published in {:.1} s ({:.0} events/s); consumed in {:.1} s ({:.0} events/s)",
         published.as_secs_f64(),
         EVENTS as f64 / published.as_secs_f64(),
         consumed.as_secs_f64(),
         EVENTS as f64 / consumed.as_secs_f64()
-    );
-    println!(
-        "  Shopee update_stock calls: {calls} for {} items touched; distinct (item, {} ms window) pairs: {distinct_windows}; \
+    ));
+    lines.push(format!(
+        "Shopee update_stock calls: {calls} for {} items touched; distinct (item, {} ms window) pairs: {distinct_windows}; \
          calls closer than one window to the previous call of the same item: {within_window}; coalescing {:.1} events/call",
         by_item.len(),
         window_ms,
         EVENTS as f64 / calls.max(1) as f64
-    );
-    println!(
-        "  drained in {:.1} s; rate-limit bound for the calls made {:.1} s (ratio {:.2}); for one call per item {:.1} s",
+    ));
+    lines.push(format!(
+        "drained in {:.1} s; rate-limit bound for the calls made {:.1} s (ratio {:.2}); for one call per item {:.1} s",
         drained.as_secs_f64(),
         bound.as_secs_f64(),
         drained.as_secs_f64() / bound.as_secs_f64().max(0.001),
         min_bound.as_secs_f64()
-    );
-    Ok(())
+    ));
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok(lines)
 }

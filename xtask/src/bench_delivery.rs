@@ -66,12 +66,22 @@ pub fn section() -> anyhow::Result<Section> {
     );
     let url = crate::bench::fresh_database(DB)?;
     let consumer_bin = release_bin("delivery-status-consumer");
-    sh(Command::new(&consumer_bin).arg("migrate").env("DATABASE_URL", &url).env("RUST_LOG", "warn"))?;
+    sh(Command::new(&consumer_bin)
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn"))?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let mut s = Section::new("delivery: Kafka deliveries.out -> Shopee logistics");
     runtime.block_on(async {
-        crate::bench::wait_ready(&format!("http://{SANDBOX_ADDR}/health/live"), Duration::from_secs(20)).await?;
+        crate::bench::wait_ready(
+            &format!("http://{SANDBOX_ADDR}/health/live"),
+            Duration::from_secs(20),
+        )
+        .await?;
         seed().await?;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", broker.bootstrap())
@@ -117,7 +127,10 @@ pub fn section() -> anyhow::Result<Section> {
             calls as f64 / mixed_run.secs,
             mixed_run.rss_kb / 1024
         ));
-        anyhow::ensure!(delivered as usize == SHOPEE_ORDERS, "not every Shopee order was delivered");
+        anyhow::ensure!(
+            delivered as usize == SHOPEE_ORDERS,
+            "not every Shopee order was delivered"
+        );
         anyhow::Ok(())
     })?;
     drop(sandbox);
@@ -128,7 +141,7 @@ pub fn section() -> anyhow::Result<Section> {
 fn other_channel(i: usize) -> (String, Vec<u8>) {
     let ev = json!({
         "event_type": "delivery.on_the_way", "event_id": format!("o-{i}"), "order_id": format!("ORDR-X{i}"),
-        "sales_channel": if i % 3 == 0 { "ifood" } else { "app" }, "external_order_id": format!("ext-{i}"),
+        "sales_channel": if i.is_multiple_of(3) { "ifood" } else { "app" }, "external_order_id": format!("ext-{i}"),
         "hub_id": "SAO-01", "occurred_at": "2026-11-25T12:00:00Z", "tracking_number": format!("T{i}"),
         "tracking_url": null, "reason": null
     });
@@ -156,7 +169,12 @@ fn mixed_events() -> Vec<(String, Vec<u8>)> {
     for step in 0..4 {
         for i in 0..SHOPEE_ORDERS {
             let sn = order_sn(i);
-            let t = ["delivery.ready", "delivery.on_the_way", "delivery.delivered", "delivery.ready"][step];
+            let t = [
+                "delivery.ready",
+                "delivery.on_the_way",
+                "delivery.delivered",
+                "delivery.ready",
+            ][step];
             shopee.push(shopee_event(t, &sn, step));
         }
     }
@@ -178,14 +196,18 @@ fn mixed_events() -> Vec<(String, Vec<u8>)> {
 async fn produce(producer: &FutureProducer, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     let started = Instant::now();
     for chunk in events.chunks(5_000) {
-        let sends = chunk.iter().map(|(k, v)| {
-            producer.send(FutureRecord::to(topic).key(k).payload(v), Duration::from_secs(60))
-        });
+        let sends = chunk
+            .iter()
+            .map(|(k, v)| producer.send(FutureRecord::to(topic).key(k).payload(v), Duration::from_secs(60)));
         for r in futures_join(sends).await {
             r.map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
         }
     }
-    println!("  produced {} events to {topic} in {:.2} s", events.len(), started.elapsed().as_secs_f64());
+    println!(
+        "  produced {} events to {topic} in {:.2} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -210,8 +232,12 @@ async fn seed() -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let access = tokens["access_token"].as_str().ok_or_else(|| anyhow::anyhow!("no access_token: {tokens}"))?;
-    let refresh = tokens["refresh_token"].as_str().ok_or_else(|| anyhow::anyhow!("no refresh_token: {tokens}"))?;
+    let access = tokens["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no access_token: {tokens}"))?;
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no refresh_token: {tokens}"))?;
     let cipher = TokenCipher::new(TOKEN_KEY);
     // `domain::ShopId` through inference (xtask does not depend on `domain`).
     let a = hex(&cipher.encrypt(serde_json::from_value(json!(SHOP_ID))?, "access_token", access)?);
@@ -232,7 +258,11 @@ async fn seed() -> anyhow::Result<()> {
             .iter()
             .map(|i| json!({"shop_id": SHOP_ID, "order_sn": order_sn(*i), "order_status": "READY_TO_SHIP"}))
             .collect();
-        http.post(format!("{base}/orders")).json(&orders).send().await?.error_for_status()?;
+        http.post(format!("{base}/orders"))
+            .json(&orders)
+            .send()
+            .await?
+            .error_for_status()?;
     }
     Ok(())
 }
@@ -242,8 +272,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn journal_count() -> anyhow::Result<usize> {
-    let journal: serde_json::Value =
-        reqwest::get(format!("http://{SANDBOX_ADDR}/_sandbox/journal")).await?.error_for_status()?.json().await?;
+    let journal: serde_json::Value = reqwest::get(format!("http://{SANDBOX_ADDR}/_sandbox/journal"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok(journal.as_array().map_or(0, Vec::len))
 }
 
@@ -313,7 +346,10 @@ async fn consume(
     let (mut first, mut first_count) = (None, 0);
     let mut rss = 0;
     loop {
-        anyhow::ensure!(Instant::now() < deadline, "{topic}: not consumed within 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{topic}: not consumed within 10 minutes"
+        );
         let n = tokio::task::block_in_place(committed)?;
         if first.is_none() && n > 0 {
             first = Some(Instant::now());
@@ -328,8 +364,11 @@ async fn consume(
     let end = Instant::now();
     let start = first.unwrap_or(end);
     // The first sample already holds what was committed in the first commit interval: count it with that interval.
-    let secs = (end - start).as_secs_f64() + 0.2 * (first_count as f64 / events as f64).min(1.0).max(0.0);
-    let _ = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status();
+    let secs = (end - start).as_secs_f64() + 0.2 * (first_count as f64 / events as f64).clamp(0.0, 1.0);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status();
     drop(child);
     Ok(RunFigures {
         secs: secs.max(0.001),
@@ -365,10 +404,12 @@ struct Tansu {
 
 impl Tansu {
     fn start() -> anyhow::Result<Self> {
-        let bin = std::env::var_os("TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-            home.join(".cargo/bin/tansu")
-        });
+        let bin = std::env::var_os("TANSU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+                home.join(".cargo/bin/tansu")
+            });
         anyhow::ensure!(
             bin.is_file(),
             "tansu is not installed ({}): cargo install tansu --locked --features dynostore",
@@ -377,7 +418,13 @@ impl Tansu {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -389,7 +436,11 @@ impl Tansu {
             anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "tansu did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { child: Killed(child), port, bin })
+        Ok(Self {
+            child: Killed(child),
+            port,
+            bin,
+        })
     }
 
     fn bootstrap(&self) -> String {
@@ -398,7 +449,12 @@ impl Tansu {
 
     fn create_topic(&self, name: &str) -> anyhow::Result<()> {
         sh(Command::new(&self.bin)
-            .args(["topic", "create", "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
             .args(["--partitions", &PARTITIONS.to_string(), name]))
     }
 }

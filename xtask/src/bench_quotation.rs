@@ -65,7 +65,9 @@ fn hub_config_stub(requests: Arc<AtomicUsize>) -> anyhow::Result<String> {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The figures, for `docs/benchmarks.md`.
@@ -74,7 +76,10 @@ pub fn section() -> anyhow::Result<Section> {
     sh(Command::new("cargo").args(["build", "--release", "-p", "webhook-gateway"]))?;
     let url = crate::bench::fresh_database(DB)?;
     let bin = release_bin("webhook-gateway");
-    sh(Command::new(&bin).arg("migrate").env("DATABASE_URL", &url).env("RUST_LOG", "warn"))?;
+    sh(Command::new(&bin)
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn"))?;
     let hub_requests = Arc::new(AtomicUsize::new(0));
     let hub_url = hub_config_stub(hub_requests.clone())?;
     let mut gateway = Command::new(&bin)
@@ -82,8 +87,14 @@ pub fn section() -> anyhow::Result<Section> {
         .env("DATABASE_URL", &url)
         .env("SHOPEE_PARTNER_ID", PARTNER_ID.to_string())
         .env("SHOPEE_PARTNER_KEY", KEY)
-        .env("SHOPEE_PUSH_CALLBACK_URL", "https://seller.example.com/webhooks/shopee")
-        .env("TOKEN_ENCRYPTION_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .env(
+            "SHOPEE_PUSH_CALLBACK_URL",
+            "https://seller.example.com/webhooks/shopee",
+        )
+        .env(
+            "TOKEN_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .env("HUB_CONFIG_URL", &hub_url)
         .env("HUB_CONFIG_REFRESH_SECS", "3600")
         .env("RUST_LOG", "warn")
@@ -97,7 +108,10 @@ pub fn section() -> anyhow::Result<Section> {
 }
 
 fn measure(pid: u32, hub_requests: &Arc<AtomicUsize>) -> anyhow::Result<Section> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         crate::bench::wait_ready(&format!("http://{GATEWAY_ADDR}/health/live"), Duration::from_secs(20)).await?;
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;

@@ -7,8 +7,11 @@
 //! - `bench`: the benchmarks (see docs/benchmarks.md).
 
 mod bench;
+mod bench_catalog;
+mod bench_delivery;
 mod bench_ingest;
 mod bench_orders;
+mod bench_quotation;
 mod run;
 mod services;
 

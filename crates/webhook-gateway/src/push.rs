@@ -76,7 +76,7 @@ async fn handle(state: &PushState, headers: &HeaderMap, body: &[u8]) -> (StatusC
     let push = match Push::parse(body) {
         Ok(push) => push,
         Err(e) => {
-            tracing::warn!(error = %e, "signed push with a malformed body rejected");
+            tracing::debug!(error = %e, "signed push with a malformed body rejected");
             return (StatusCode::BAD_REQUEST, "malformed");
         }
     };
