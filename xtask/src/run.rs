@@ -27,10 +27,6 @@ const BINARIES: &[Binary] = &[
         port: 8080,
     },
     Binary {
-        name: "order-publisher",
-        port: 8081,
-    },
-    Binary {
         name: "catalog-sync-worker",
         port: 8082,
     },
@@ -42,7 +38,13 @@ const BINARIES: &[Binary] = &[
         name: "campaign-api",
         port: 8084,
     },
+    // Last: it starts once the demo shops are authorized and mapped, so the demo orders publish at once.
+    Binary {
+        name: "order-publisher",
+        port: 8081,
+    },
 ];
+const HUB_CONFIG_ADDR: &str = "127.0.0.1:8090";
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
@@ -103,58 +105,64 @@ async fn run_stack() -> anyhow::Result<()> {
         format!("http://{SANDBOX_ADDR}")
     };
 
-    for b in BINARIES {
-        let child = Command::new(bin_dir.join(b.name))
-            .env("HTTP_ADDR", format!("127.0.0.1:{}", b.port))
-            .env("DATABASE_URL", DATABASE_URL)
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
-            .env("SHOPEE_API_BASE_URL", &shopee_url)
-            .env("SHOPEE_PARTNER_ID", PARTNER_ID)
-            .env("SHOPEE_PARTNER_KEY", PARTNER_KEY)
-            .env(
-                "SHOPEE_PUSH_CALLBACK_URL",
-                "http://127.0.0.1:8080/webhooks/shopee",
-            )
-            .env("TOKEN_ENCRYPTION_KEY", TOKEN_KEY)
-            .env("PUBSUB_PROJECT_ID", PROJECT)
-            .env("PUBSUB_EMULATOR_HOST", PUBSUB_EMULATOR_HOST)
-            .env("PRICE_UPDATE_TOPIC", "price-updates")
-            .env("INVENTORY_UPDATE_TOPIC", "inventory-updates")
-            .env("KAFKA_BROKERS", &brokers)
-            .env("CAMPAIGN_API_TOKENS", API_TOKEN)
-            .env("LOG_FORMAT", "pretty")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .spawn()?;
-        children.push((b.name.into(), child));
-    }
+    let hub_config = tokio::net::TcpListener::bind(HUB_CONFIG_ADDR).await?;
+    tokio::spawn(async move { axum::serve(hub_config, hub_config_fake()).await });
+    eprintln!("==> Hub Config Service (local fake) on http://{HUB_CONFIG_ADDR}/v1/hubs");
 
+    let env: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", DATABASE_URL.into()),
+        ("REDIS_URL", "redis://127.0.0.1:6379".into()),
+        ("SHOPEE_API_BASE_URL", shopee_url.clone()),
+        ("SHOPEE_PARTNER_ID", PARTNER_ID.into()),
+        ("SHOPEE_PARTNER_KEY", PARTNER_KEY.into()),
+        (
+            "SHOPEE_PUSH_CALLBACK_URL",
+            "http://127.0.0.1:8080/webhooks/shopee".into(),
+        ),
+        ("TOKEN_ENCRYPTION_KEY", TOKEN_KEY.into()),
+        ("PUBSUB_PROJECT_ID", PROJECT.into()),
+        ("PUBSUB_EMULATOR_HOST", PUBSUB_EMULATOR_HOST.into()),
+        ("PRICE_UPDATE_TOPIC", "price-updates".into()),
+        ("INVENTORY_UPDATE_TOPIC", "inventory-updates".into()),
+        ("KAFKA_BROKERS", brokers.clone()),
+        ("CAMPAIGN_API_TOKENS", API_TOKEN.into()),
+        ("HUB_CONFIG_URL", format!("http://{HUB_CONFIG_ADDR}")),
+        ("RECONCILE_INTERVAL_SECS", "10".into()),
+        // There is no Catalog Service here: content sync runs on demand only (POST /v1/catalog/content-sync).
+        ("CONTENT_SYNC_INTERVAL_SECS", "86400".into()),
+        ("LOG_FORMAT", "pretty".into()),
+        (
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ),
+    ];
+    let spawn = |b: &Binary| -> anyhow::Result<Child> {
+        let mut cmd = Command::new(bin_dir.join(b.name));
+        cmd.env("HTTP_ADDR", format!("127.0.0.1:{}", b.port))
+            .stdin(Stdio::null());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        Ok(cmd.spawn()?)
+    };
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
         .build()?;
     let started = Instant::now();
-    for b in BINARIES {
-        let url = format!("http://127.0.0.1:{}/health/ready", b.port);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                break;
-            }
-            if Instant::now() > deadline {
-                eprintln!("    warning: {} is not ready after 30 s ({url})", b.name);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let (publisher, others) = BINARIES
+        .split_last()
+        .ok_or_else(|| anyhow::anyhow!("no binaries"))?;
+    for b in others {
+        children.push((b.name.into(), spawn(b)?));
     }
+    for b in others {
+        wait_ready(&client, b).await;
+    }
+    if let Err(e) = demo_setup(&client).await {
+        eprintln!("    warning: demo setup incomplete: {e:#}");
+    }
+    children.push((publisher.name.into(), spawn(publisher)?));
+    wait_ready(&client, publisher).await;
     print_banner(&brokers, started.elapsed());
 
     tokio::signal::ctrl_c().await?;
@@ -245,7 +253,97 @@ async fn create_pubsub_resources() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn wait_ready(client: &reqwest::Client, b: &Binary) {
+    let url = format!("http://127.0.0.1:{}/health/ready", b.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("    warning: {} is not ready after 30 s ({url})", b.name);
+}
+
+/// The demo shops authorize the app through the real callback, and the demo products are mapped through
+/// campaign-api, as a person would do it.
+async fn demo_setup(client: &reqwest::Client) -> anyhow::Result<()> {
+    for shop in DEMO_SHOPS {
+        let code: serde_json::Value = client
+            .post(format!("http://{SANDBOX_ADDR}/_sandbox/shops/{shop}/authorize"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let code = code["code"].as_str().unwrap_or_default();
+        let page = client
+            .get(format!(
+                "http://127.0.0.1:8080/shopee/auth/callback?code={code}&shop_id={shop}"
+            ))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            page.status().is_success(),
+            "authorizing shop {shop} failed: {}",
+            page.status()
+        );
+        eprintln!("==> shop {shop} authorized through /shopee/auth/callback");
+    }
+    let mappings = serde_json::json!([
+        {"sku": "789100000001", "shop_id": 900001, "item_id": 100001, "model_id": 0},
+        {"sku": "789100000002", "shop_id": 900001, "item_id": 100002, "model_id": 0},
+        {"sku": "789100000031", "shop_id": 900001, "item_id": 100003, "model_id": 200001},
+        {"sku": "789100000032", "shop_id": 900001, "item_id": 100003, "model_id": 200002},
+        {"sku": "789100000001", "shop_id": 900101, "item_id": 300001, "model_id": 0}
+    ]);
+    let resp = client
+        .put("http://127.0.0.1:8084/v1/mappings")
+        .bearer_auth(API_TOKEN)
+        .json(&mappings)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "mapping the demo products failed: {}",
+        resp.status()
+    );
+    eprintln!("==> demo products mapped through PUT /v1/mappings");
+    Ok(())
+}
+
+const DEMO_SHOPS: &[u64] = &[900_001, 900_101];
+
+/// The Hub Config Service the binaries read hubs from: two demo hubs in São Paulo.
+fn hub_config_fake() -> axum::Router {
+    let hubs = serde_json::json!([
+        {"hub_id": "SAO-01", "active": true, "shopee_shop_id": 900001,
+         "location": {"zipcode": "01310100", "latitude": -23.5614, "longitude": -46.6559},
+         "delivery": {"radius_km": 5.0, "base_fee": "4.90", "fee_per_km": "1.10", "free_above": "99.00",
+                      "preparation_minutes": 8, "speed_kmh": 18},
+         "opening_hours": (1..=7).map(|d| serde_json::json!({"weekday": d, "open": "00:00", "close": "24:00"})).collect::<Vec<_>>()},
+        {"hub_id": "SAO-02", "active": true, "shopee_shop_id": 900101,
+         "location": {"zipcode": "04538133", "latitude": -23.5868, "longitude": -46.6817},
+         "delivery": {"radius_km": 4.0, "base_fee": "3.90", "fee_per_km": "1.20", "free_above": "79.00",
+                      "preparation_minutes": 10, "speed_kmh": 16},
+         "opening_hours": (1..=7).map(|d| serde_json::json!({"weekday": d, "open": "07:00", "close": "23:00"})).collect::<Vec<_>>()}
+    ]);
+    axum::Router::new().route(
+        "/v1/hubs",
+        axum::routing::get(move || async move { axum::Json(hubs.clone()) }),
+    )
+}
+
 fn print_banner(brokers: &str, took: Duration) {
+    use base64::Engine as _;
+    let price = base64::engine::general_purpose::STANDARD.encode(
+        r#"{"event_id":"demo-1","sku":"789100000001","hub_id":"SAO-01","price":"11.49","occurred_at":"2026-11-26T12:00:00Z","version":2}"#,
+    );
     println!();
     println!(
         "seller-backend is running locally (ready in {:.1} s). Ctrl-C stops everything started here.",
@@ -257,8 +355,12 @@ fn print_banner(brokers: &str, took: Duration) {
         println!("  {:<26} http://127.0.0.1:{}", b.name, b.port);
     }
     println!(
-        "  {:<26} http://{SANDBOX_ADDR}  (partner_id {PARTNER_ID})",
+        "  {:<26} http://{SANDBOX_ADDR}  (partner_id {PARTNER_ID}; admin API under /_sandbox)",
         "shopee-sandbox"
+    );
+    println!(
+        "  {:<26} http://{HUB_CONFIG_ADDR}/v1/hubs  (local fake: SAO-01 -> shop 900001, SAO-02 -> 900101)",
+        "hub config"
     );
     println!(
         "  {:<26} {PUBSUB_EMULATOR_HOST}  (project {PROJECT})",
@@ -270,12 +372,32 @@ fn print_banner(brokers: &str, took: Duration) {
     );
     println!("  {:<26} {DATABASE_URL}", "postgresql");
     println!();
-    println!("Try:");
+    println!("Try (shops 900001 and 900101 are authorized, the demo products mapped):");
     println!(
-        "  curl -s localhost:8080/health/ready            # every worker: /health/live, /health/ready, /metrics"
+        "  # the demo order 2511250DEMO01 (its push was lost at start-up, reconciliation recovered it) as ORDR sees it:"
     );
-    println!("  curl -s localhost:8081/metrics | head");
+    println!(
+        "  curl -s -X POST localhost:8085/v1/projects/{PROJECT}/subscriptions/ordr-input-demo:pull -H 'content-type: application/json' -d '{{\"maxMessages\":10}}'"
+    );
+    println!(
+        "  # an unpaid order becomes READY_TO_SHIP: Shopee pushes, the gateway stores, the publisher publishes:"
+    );
+    println!(
+        "  curl -s -X POST localhost:8089/_sandbox/shops/900001/orders/2511250DEMO02/status -H 'content-type: application/json' -d '{{\"status\":\"READY_TO_SHIP\"}}'"
+    );
+    println!("  curl -s -H 'Authorization: Bearer {API_TOKEN}' localhost:8084/v1/orders/2511250DEMO02");
+    println!("  # a price update for SKU 789100000001 at SAO-01, then Shopee's price for item 100001:");
+    println!(
+        "  curl -s -X POST localhost:8085/v1/projects/{PROJECT}/topics/price-updates:publish -H 'content-type: application/json' -d '{{\"messages\":[{{\"data\":\"{price}\"}}]}}'"
+    );
+    println!("  curl -s localhost:8089/_sandbox/shops/900001/items/100001");
+    println!("  # shops, mappings, dead letters, the API description:");
     println!("  curl -s -H 'Authorization: Bearer {API_TOKEN}' localhost:8084/v1/shops");
-    println!("  curl -s localhost:8089/_sandbox/journal          # every call the sandbox received");
+    println!("  curl -s -H 'Authorization: Bearer {API_TOKEN}' 'localhost:8084/v1/mappings?shop_id=900001'");
+    println!("  curl -s -H 'Authorization: Bearer {API_TOKEN}' localhost:8084/openapi.json | head -c 400");
+    println!(
+        "  curl -s localhost:8089/_sandbox/journal | head -c 600     # every call Shopee (the sandbox) received"
+    );
+    println!("  curl -s localhost:8081/metrics | grep -E '^(orders_intake|outbox_publish|inbox_pending)'");
     println!();
 }
