@@ -16,7 +16,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Push => "push",
             Self::LostPush => "lost_push",
@@ -69,13 +69,7 @@ impl Inbox {
         source: Source,
         traceparent: Option<&str>,
     ) -> Result<Stored, sqlx::Error> {
-        let (order_sn, status, update_time) = match &push.kind {
-            crate::PushKind::OrderStatus(o) => {
-                (Some(o.order_sn.as_str()), Some(o.status.as_str()), o.update_time)
-            }
-            crate::PushKind::TrackingNumber { order_sn } => (Some(order_sn.as_str()), None, None),
-            crate::PushKind::Other => (None, None, None),
-        };
+        let (order_sn, status, update_time) = columns(push);
         let inserted: bool = sqlx::query_scalar(
             "INSERT INTO push_inbox (dedup_key, shop_id, code, order_sn, order_status, update_time, payload, source, traceparent)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -95,6 +89,84 @@ impl Inbox {
         .fetch_one(&self.pool)
         .await?;
         Ok(if inserted { Stored::New } else { Stored::Duplicate })
+    }
+
+    /// Stores many pushes in one statement (one transaction, one round trip) — the gateway's group commit. Repeats
+    /// inside the batch count as duplicates of their first copy. Returns one outcome per input, in order.
+    pub async fn insert_batch(
+        &self,
+        pushes: &[(&Push, Source, Option<&str>)],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
+        use std::collections::HashMap;
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(pushes.len());
+        let mut unique: Vec<usize> = Vec::with_capacity(pushes.len());
+        let mut seen: Vec<i32> = Vec::with_capacity(pushes.len());
+        for (i, (push, _, _)) in pushes.iter().enumerate() {
+            match first.get(push.dedup_key.as_str()) {
+                Some(&u) => seen[u] += 1,
+                None => {
+                    first.insert(push.dedup_key.as_str(), unique.len());
+                    unique.push(i);
+                    seen.push(1);
+                }
+            }
+        }
+        let mut keys = Vec::with_capacity(unique.len());
+        let mut shops = Vec::with_capacity(unique.len());
+        let mut codes = Vec::with_capacity(unique.len());
+        let mut sns = Vec::with_capacity(unique.len());
+        let mut statuses = Vec::with_capacity(unique.len());
+        let mut times = Vec::with_capacity(unique.len());
+        let mut payloads = Vec::with_capacity(unique.len());
+        let mut sources = Vec::with_capacity(unique.len());
+        let mut traces = Vec::with_capacity(unique.len());
+        for &i in &unique {
+            let (push, source, traceparent) = &pushes[i];
+            let (sn, status, time) = columns(push);
+            keys.push(push.dedup_key.as_str());
+            shops.push(push.shop_id.map(|s| s.as_i64()));
+            codes.push(push.code);
+            sns.push(sn);
+            statuses.push(status);
+            times.push(time);
+            payloads.push(&push.payload);
+            sources.push(source.as_str());
+            traces.push(*traceparent);
+        }
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "INSERT INTO push_inbox (dedup_key, shop_id, code, order_sn, order_status, update_time, payload, source,
+                                     traceparent, seen_count)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int4[], $4::text[], $5::text[], $6::int8[],
+                                  $7::jsonb[], $8::text[], $9::text[], $10::int4[])
+             ON CONFLICT (dedup_key) DO UPDATE
+                SET seen_count = push_inbox.seen_count + EXCLUDED.seen_count, last_seen_at = now()
+             RETURNING dedup_key, (xmax = 0)",
+        )
+        .bind(&keys)
+        .bind(&shops)
+        .bind(&codes)
+        .bind(&sns)
+        .bind(&statuses)
+        .bind(&times)
+        .bind(&payloads)
+        .bind(&sources)
+        .bind(&traces)
+        .bind(&seen)
+        .fetch_all(&self.pool)
+        .await?;
+        let inserted: HashMap<String, bool> = rows.into_iter().collect();
+        Ok(pushes
+            .iter()
+            .enumerate()
+            .map(|(i, (push, _, _))| {
+                let is_first = unique[first[push.dedup_key.as_str()]] == i;
+                if is_first && inserted.get(&push.dedup_key).copied().unwrap_or(false) {
+                    Stored::New
+                } else {
+                    Stored::Duplicate
+                }
+            })
+            .collect())
     }
 
     /// Leases up to `limit` pending pushes for `lease`. Rows locked by another replica are skipped; a worker that
@@ -147,5 +219,16 @@ impl Inbox {
         )
         .fetch_one(&self.pool)
         .await
+    }
+}
+
+/// The columns a push fills besides its payload: order_sn, order_status, update_time.
+fn columns(push: &Push) -> (Option<&str>, Option<&str>, Option<i64>) {
+    match &push.kind {
+        crate::PushKind::OrderStatus(o) => {
+            (Some(o.order_sn.as_str()), Some(o.status.as_str()), o.update_time)
+        }
+        crate::PushKind::TrackingNumber { order_sn } => (Some(order_sn.as_str()), None, None),
+        crate::PushKind::Other => (None, None, None),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth_callback;
 pub use hub_config;
+pub mod inbox_writer;
 pub mod push;
 pub mod quotation;
 
@@ -129,7 +130,7 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
 /// The Shopee-facing routes.
 pub fn router(config: &Config, pool: sqlx::PgPool) -> Router {
     let push_state = push::PushState {
-        inbox: Inbox::new(pool),
+        writer: inbox_writer::InboxWriter::start(Inbox::new(pool), 4),
         verifier: Arc::new(push::PushVerifier {
             mode: config.push_signature_mode,
             key: config.push_key.clone(),

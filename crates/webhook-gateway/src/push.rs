@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use push_inbox::{Inbox, Push, Source, Stored};
+use push_inbox::{Push, Stored};
 use service_runtime::config::Secret;
 use shopee_client::sign::{self, PushSignatureMode};
 
@@ -22,7 +22,7 @@ pub struct PushVerifier {
 
 #[derive(Clone)]
 pub struct PushState {
-    pub inbox: Inbox,
+    pub writer: crate::inbox_writer::InboxWriter,
     pub verifier: Arc<PushVerifier>,
 }
 
@@ -91,11 +91,7 @@ async fn handle(state: &PushState, headers: &HeaderMap, body: &[u8]) -> (StatusC
         span.record("order.sn", sn.as_str());
     }
     let traceparent = service_runtime::telemetry::current_traceparent();
-    match state
-        .inbox
-        .insert(&push, Source::Push, traceparent.as_deref())
-        .await
-    {
+    match state.writer.store(push, traceparent).await {
         Ok(Stored::New) => (StatusCode::OK, "stored"),
         Ok(Stored::Duplicate) => (StatusCode::OK, "duplicate"),
         Err(e) => {

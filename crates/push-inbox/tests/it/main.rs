@@ -98,3 +98,39 @@ async fn an_expired_lease_is_claimed_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(inbox.claim(5, Duration::from_secs(1)).await.unwrap().len(), 1);
 }
+
+/// The gateway's group commit: one statement for many pushes, repeats inside the batch and against the table
+/// counted, outcomes in input order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_stores_each_push_once_and_counts_repeats() {
+    let db = TestDb::new().await;
+    let inbox = Inbox::new(db.pool.clone());
+    let old = order_push("BATCHOLD", "READY_TO_SHIP");
+    inbox.insert(&old, Source::Push, None).await.unwrap();
+    let a = order_push("BATCHA", "READY_TO_SHIP");
+    let b = order_push("BATCHB", "UNPAID");
+    let batch = vec![
+        (&a, Source::Push, Some("00-aaaa-bbbb-01")),
+        (&old, Source::Push, None),
+        (&b, Source::Push, None),
+        (&a, Source::Push, None),
+    ];
+    let outcomes = inbox.insert_batch(&batch).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Stored::New, Stored::Duplicate, Stored::New, Stored::Duplicate]
+    );
+    let rows: Vec<(String, i32, Option<String>)> =
+        sqlx::query_as("SELECT order_sn, seen_count, traceparent FROM push_inbox ORDER BY order_sn")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("BATCHA".to_owned(), 2, Some("00-aaaa-bbbb-01".to_owned())),
+            ("BATCHB".to_owned(), 1, None),
+            ("BATCHOLD".to_owned(), 2, None),
+        ]
+    );
+}
