@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::event::{self, Peek};
-use crate::offsets::{Offsets, Ticket};
+use crate::offsets::{Admit, Offsets, Ticket};
 use crate::process::{Decision, Failure, Processor};
 
 /// How the consumer runs.
@@ -168,14 +168,27 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let parts = partitions(tpl, &self.topic);
+                // Where each partition starts: messages fetched for an earlier assignment and delivered late
+                // (ahead of this) are dropped rather than let the position jump over unhandled events.
+                let committed = match consumer.committed_offsets((*tpl).clone(), Duration::from_secs(5)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read committed offsets at assignment");
+                        TopicPartitionList::new()
+                    }
+                };
                 tracing::info!(partitions = ?parts, "partitions assigned");
                 let mut offsets = self.shared.lock();
                 for p in parts {
-                    offsets.assign(p);
+                    let start = match committed.find_partition(&self.topic, p).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) if o >= 0 => Some(o),
+                        _ => None,
+                    };
+                    offsets.assign(p, start);
                 }
             }
             Rebalance::Revoke(_) => {}
@@ -300,6 +313,7 @@ fn poll_loop(
     let mut last_error: Option<Instant> = None;
     let mut skipped: u64 = 0;
     let mut invalid_peeks: u64 = 0;
+    let mut stale: u64 = 0;
     tracing::info!(topic, group = %settings.group_id, "consuming delivery events");
     while !shutdown.is_cancelled() {
         match consumer.poll(Duration::from_millis(100)) {
@@ -311,6 +325,10 @@ fn poll_loop(
             Some(Err(_)) => {}
             Some(Ok(msg)) => {
                 let (partition, offset) = (msg.partition(), msg.offset());
+                if shared.lock().admit(partition, offset) == Admit::Stale {
+                    stale += 1;
+                    continue;
+                }
                 let payload = msg.payload().unwrap_or_default();
                 match event::peek(payload) {
                     Peek::OtherChannel => {
@@ -342,6 +360,11 @@ fn poll_loop(
             if skipped > 0 {
                 metrics::counter!("delivery_events_total", "outcome" => "skipped_channel").increment(skipped);
                 skipped = 0;
+            }
+            if stale > 0 {
+                tracing::debug!(count = stale, "late messages of an earlier assignment dropped");
+                metrics::counter!("delivery_kafka_stale_messages_total").increment(stale);
+                stale = 0;
             }
             if invalid_peeks > 0 {
                 tracing::debug!(

@@ -10,6 +10,7 @@
 //! completion from an older epoch is ignored, so it can never move a newer owner's position.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 /// One fetched event's claim on its offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +20,40 @@ pub struct Ticket {
     epoch: u64,
 }
 
+/// What to do with a fetched message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Next in sequence (or a replay from an earlier offset): handle it.
+    Take,
+    /// The partition is not ours (any more): drop it, its owner handles it.
+    Stale,
+}
+
+/// How long after an assignment a jump ahead of the committed offset is reported (later ones are real gaps).
+const STALE_WINDOW: Duration = Duration::from_secs(3);
+
 #[derive(Debug)]
 struct Part {
     epoch: u64,
     pending: BTreeSet<i64>,
     running: u32,
-    /// One past the last offset fetched.
+    /// The next offset expected in sequence: the committed offset at assignment, then one past the last taken.
     next: Option<i64>,
+    /// Whether a message in sequence was seen in this assignment.
+    in_sequence: bool,
+    assigned_at: Instant,
     committed: Option<i64>,
     revoking: bool,
+}
+
+impl Part {
+    /// Below every pending event and never past the sequence (after a replay, pending events may lie ahead).
+    fn position(&self) -> Option<i64> {
+        match (self.pending.first().copied(), self.next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,8 +63,8 @@ pub struct Offsets {
 }
 
 impl Offsets {
-    /// The partition is ours (again): a fresh epoch.
-    pub fn assign(&mut self, partition: i32) {
+    /// The partition is ours (again): a fresh epoch, starting from `committed` when the group has one.
+    pub fn assign(&mut self, partition: i32, committed: Option<i64>) {
         self.epochs += 1;
         let epoch = self.epochs;
         self.parts.insert(
@@ -47,7 +73,9 @@ impl Offsets {
                 epoch,
                 pending: BTreeSet::new(),
                 running: 0,
-                next: None,
+                next: committed,
+                in_sequence: committed.is_none(),
+                assigned_at: Instant::now(),
                 committed: None,
                 revoking: false,
             },
@@ -60,12 +88,44 @@ impl Offsets {
         v
     }
 
+    /// Decides whether a fetched message is handled. Offsets normally arrive in sequence; a replay (an offset
+    /// below the expected one) restarts the sequence there, so the position never passes a replayed message.
+    pub fn admit(&mut self, partition: i32, offset: i64) -> Admit {
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return Admit::Stale;
+        };
+        match p.next {
+            // Seen with tansu after rebalances (not with the mock cluster): an assignment that starts past the
+            // committed offset. Handled, and reported: the events in between were not seen by this replica.
+            Some(n) if offset > n && !p.in_sequence && p.assigned_at.elapsed() < STALE_WINDOW => {
+                tracing::warn!(
+                    partition,
+                    committed = n,
+                    got = offset,
+                    "assignment starts past the committed offset"
+                );
+                metrics::counter!("delivery_kafka_offset_jumps_total").increment(1);
+            }
+            Some(n) if offset < n => {
+                tracing::info!(
+                    partition,
+                    expected = n,
+                    got = offset,
+                    "the client replays from an earlier offset"
+                );
+            }
+            _ => {}
+        }
+        p.in_sequence = true;
+        Admit::Take
+    }
+
     /// An event that needed no work (another channel): done at once.
     pub fn skipped(&mut self, partition: i32, offset: i64) {
         if let Some(p) = self.parts.get_mut(&partition)
             && !p.revoking
         {
-            p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+            p.next = Some(offset + 1);
         }
     }
 
@@ -76,7 +136,7 @@ impl Offsets {
             return None;
         }
         p.pending.insert(offset);
-        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        p.next = Some(offset + 1);
         Some(Ticket {
             partition,
             offset,
@@ -116,15 +176,14 @@ impl Offsets {
 
     /// The offset to commit: the oldest pending event, or one past the last fetched.
     pub fn position(&self, partition: i32) -> Option<i64> {
-        let p = self.parts.get(&partition)?;
-        p.pending.first().copied().or(p.next)
+        self.parts.get(&partition).and_then(Part::position)
     }
 
     /// Positions that moved since the last call (all known positions with `force`), marked as committed.
     pub fn to_commit(&mut self, force: bool) -> Vec<(i32, i64)> {
         let mut out = Vec::new();
         for (&partition, p) in &mut self.parts {
-            let Some(pos) = p.pending.first().copied().or(p.next) else {
+            let Some(pos) = p.position() else {
                 continue;
             };
             if force || p.committed != Some(pos) {
@@ -164,7 +223,7 @@ impl Offsets {
         let mut out = Vec::new();
         for partition in partitions {
             if let Some(p) = self.parts.remove(partition)
-                && let Some(pos) = p.pending.first().copied().or(p.next)
+                && let Some(pos) = p.position()
             {
                 out.push((*partition, pos));
             }
@@ -183,7 +242,7 @@ mod tests {
     #[test]
     fn commits_only_below_the_oldest_pending_event() {
         let mut o = Offsets::default();
-        o.assign(0);
+        o.assign(0, None);
         assert_eq!(o.position(0), None, "nothing fetched, nothing to commit");
         o.skipped(0, 10);
         assert_eq!(o.position(0), Some(11));
@@ -203,7 +262,7 @@ mod tests {
     #[test]
     fn abandoned_work_is_replayed() {
         let mut o = Offsets::default();
-        o.assign(3);
+        o.assign(3, None);
         let a = o.begin(3, 5).unwrap();
         assert!(o.start(&a));
         o.finish(&a, false);
@@ -214,7 +273,7 @@ mod tests {
     #[test]
     fn revoked_partitions_stop_starting_work_and_ignore_late_completions() {
         let mut o = Offsets::default();
-        o.assign(1);
+        o.assign(1, None);
         let running = o.begin(1, 0).unwrap();
         let queued = o.begin(1, 1).unwrap();
         assert!(o.start(&running));
@@ -233,13 +292,44 @@ mod tests {
             "the queued event is replayed by the next owner"
         );
         // Re-assigned: a completion from the old epoch changes nothing.
-        o.assign(1);
+        o.assign(1, None);
         let fresh = o.begin(1, 1).unwrap();
         o.finish(&queued, true);
         assert_eq!(o.position(1), Some(1));
         assert!(o.start(&fresh));
         o.finish(&fresh, true);
         assert_eq!(o.position(1), Some(2));
+    }
+
+    #[test]
+    fn replays_pull_the_position_back() {
+        let mut o = Offsets::default();
+        o.assign(0, Some(160));
+        assert_eq!(o.admit(7, 1), Admit::Stale, "not ours");
+        assert_eq!(
+            o.position(0),
+            Some(160),
+            "the committed offset until something is handled"
+        );
+        assert_eq!(o.admit(0, 160), Admit::Take);
+        o.skipped(0, 160);
+        assert_eq!(o.admit(0, 161), Admit::Take);
+        let t = o.begin(0, 161).unwrap();
+        assert!(o.start(&t));
+        o.finish(&t, true);
+        assert_eq!(o.position(0), Some(162));
+        // Later a real gap is accepted (in sequence already).
+        assert_eq!(o.admit(0, 170), Admit::Take);
+        o.skipped(0, 170);
+        assert_eq!(o.position(0), Some(171));
+        // A replay from 165 (e.g. after an offset reset): the position follows it back down.
+        let running = o.begin(0, 175).unwrap();
+        assert!(o.start(&running));
+        assert_eq!(o.admit(0, 165), Admit::Take);
+        o.skipped(0, 165);
+        assert_eq!(o.position(0), Some(166), "never past the replayed stream");
+        o.finish(&running, true);
+        assert_eq!(o.position(0), Some(166));
     }
 
     proptest! {
@@ -251,7 +341,7 @@ mod tests {
             order in any::<proptest::sample::Index>(),
         ) {
             let mut o = Offsets::default();
-            o.assign(0);
+            o.assign(0, None);
             let mut tickets = Vec::new();
             for (i, work) in kinds.iter().enumerate() {
                 let off = i as i64;
