@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use domain::mapping::{MappingSource, ProductMapping};
-use domain::{HubId, ItemId, ModelId, ShopId, Sku};
+use domain::{ItemId, ModelId, ShopId, Sku};
 use service_runtime::config::{PubSubConfig, Secret, ShopeeConfig};
 use shopee_sandbox::{Sandbox, SandboxConfig, SeedOrder, SeedShop};
 
@@ -95,14 +95,21 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
     client
         .authorize_shop(shop, &sandbox.authorize_shop(SHOP), None)
         .await?;
-    product_mapping::Hubs::new(pool.clone())
-        .upsert(&[product_mapping::HubLocation {
-            hub_id: HubId::parse("SAO-01")?,
-            shop_id: shop,
-            location_id: None,
-            active: true,
-        }])
-        .await?;
+    // The hub comes from a Hub Config Service of the bench's own, as in production.
+    let hubs = serde_json::json!([{
+        "hub_id": "BENCH-01", "active": true, "shopee_shop_id": SHOP,
+        "location": {"zipcode": "01310100", "latitude": -23.5614, "longitude": -46.6559},
+        "delivery": {"radius_km": 5.0, "base_fee": "4.90", "fee_per_km": "1.10", "free_above": "99.00",
+                     "preparation_minutes": 8, "speed_kmh": 18},
+        "opening_hours": [{"weekday": 1, "open": "00:00", "close": "24:00"}]
+    }]);
+    let hub_config = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hub_config_url = format!("http://{}", hub_config.local_addr()?);
+    let app = axum::Router::new().route(
+        "/v1/hubs",
+        axum::routing::get(move || async move { axum::Json(hubs.clone()) }),
+    );
+    tokio::spawn(async move { axum::serve(hub_config, app).await });
     product_mapping::Mappings::new(pool.clone(), None)
         .upsert(
             &[ProductMapping {
@@ -134,6 +141,7 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
             crate::services::PUBSUB_EMULATOR_HOST.into(),
         ),
         ("RECONCILE_INTERVAL_SECS", "3600".into()),
+        ("HUB_CONFIG_URL", hub_config_url),
     ];
     let mut gateway = spawn("webhook-gateway", GATEWAY, &env)?;
     let started = Instant::now();
