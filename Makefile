@@ -17,8 +17,8 @@ test: ## fmt + clippy -D warnings + every test, starting PostgreSQL, Redis and t
 lint: ## fmt check + clippy -D warnings
 	cargo xtask lint
 
-bench: ## Benchmarks, printed (see docs/benchmarks.md)
-	cargo xtask bench
+bench: ## Benchmarks (release builds), printed and written to docs/benchmarks.md
+	cargo run --release --quiet --package xtask -- bench
 
 services: ## Start what the tests need and leave it running
 	cargo xtask services
