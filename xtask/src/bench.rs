@@ -104,8 +104,11 @@ fn machine() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     format!(
-        "{cpu}, {cores} cores, {:.1} GiB RAM; {pg}; run at {}",
+        "{cpu}, {cores} cores, {:.1} GiB RAM; {pg}; load average at start {load} (the client, the services and \
+         PostgreSQL share these cores); run at {}",
         mem as f64 / 1024.0 / 1024.0,
         Command::new("date")
             .arg("-u")
