@@ -23,8 +23,8 @@ bench: ## Benchmarks (release builds), printed and written to docs/benchmarks.md
 services: ## Start what the tests need and leave it running
 	cargo xtask services
 
-build: ## Release build of every binary (no database needed)
-	cargo build --release --workspace --locked
+build: ## Release build of the five deployable binaries (no database needed)
+	cargo xtask dist
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -43,6 +43,8 @@ enum Task {
     Services,
     /// fmt check and clippy -D warnings.
     Lint,
+    /// Release build of the five binaries (what the Dockerfile does); prints where they are and their sizes.
+    Dist,
     /// Run benchmarks and print their figures.
     Bench {
         /// Which benchmarks (all when empty).
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             }
         }),
         Task::Lint => lint(),
+        Task::Dist => dist(),
         Task::Bench { names } => bench::run(&names),
     };
     match result {
@@ -86,6 +89,38 @@ pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The deployable binaries, one image holds them all (see Dockerfile).
+const DEPLOYABLES: &[&str] = &[
+    "webhook-gateway",
+    "order-publisher",
+    "catalog-sync-worker",
+    "delivery-status-consumer",
+    "campaign-api",
+];
+
+fn dist() -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked"]);
+    for bin in DEPLOYABLES {
+        build.args(["--bin", bin]);
+    }
+    sh(&mut build)?;
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| std::path::PathBuf::from("target"), std::path::PathBuf::from)
+        .join("release");
+    for bin in DEPLOYABLES {
+        let path = dir.join(bin);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{:<28} {:>6.1} MiB  {}",
+            bin,
+            size as f64 / 1024.0 / 1024.0,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn lint() -> anyhow::Result<()> {
