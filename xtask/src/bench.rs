@@ -50,31 +50,59 @@ pub fn run(names: &[String]) -> anyhow::Result<()> {
     }
     let _services = crate::services::ensure_all()?;
     let mut sections = Vec::new();
+    let mut failed = Vec::new();
     for (name, bench) in BENCHES {
         if names.is_empty() || names.iter().any(|n| n == name) {
             println!("==> bench {name}");
-            sections.push(bench()?);
+            match bench() {
+                Ok(section) => sections.push((*name, section)),
+                Err(e) => {
+                    eprintln!("bench {name} failed: {e:#}");
+                    let mut section = Section::new(&format!("{name}: FAILED"));
+                    section.line(format!("the benchmark did not complete: {e:#}"));
+                    sections.push((*name, section));
+                    failed.push(*name);
+                }
+            }
         }
     }
-    write_report(&sections)
+    write_report(&sections)?;
+    anyhow::ensure!(failed.is_empty(), "benchmarks failed: {}", failed.join(", "));
+    Ok(())
 }
 
-fn write_report(sections: &[Section]) -> anyhow::Result<()> {
-    let mut md = String::from(
-        "# Benchmarks\n\nWritten by `cargo xtask bench` (`make bench`); every figure comes with its anchor measured in the same run.\n\n",
-    );
-    md.push_str(&format!("## Machine\n\n{}\n\n", machine()));
-    for s in sections {
-        md.push_str(&format!("## {}\n\n", s.title));
-        for l in &s.lines {
-            md.push_str(&format!("- {l}\n"));
-        }
-        md.push('\n');
-    }
+/// Writes docs/benchmarks.md: the sections run now, and the earlier sections of benchmarks not run this time
+/// (each keeps the date of the run that measured it).
+fn write_report(sections: &[(&str, Section)]) -> anyhow::Result<()> {
     let path = PathBuf::from("docs/benchmarks.md");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut md = String::from(
+        "# Benchmarks\n\nWritten by `make bench` (`cargo xtask bench [name...]`, release builds); every figure comes with \
+         its anchor or target measured in the same run. Sections not re-run keep the machine line of their own run.\n\n",
+    );
+    let machine = machine();
+    for (name, _) in BENCHES {
+        if let Some((_, s)) = sections.iter().find(|(n, _)| n == name) {
+            md.push_str(&format!("## {}\n\n- machine: {machine}\n", s.title));
+            for l in &s.lines {
+                md.push_str(&format!("- {l}\n"));
+            }
+            md.push('\n');
+        } else if let Some(old) = previous_section(&previous, name) {
+            md.push_str(&old);
+        }
+    }
     std::fs::write(&path, md)?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// The `## {name}: ...` section of an earlier report, if any.
+fn previous_section(report: &str, name: &str) -> Option<String> {
+    let start = report.find(&format!("\n## {name}:"))? + 1;
+    let rest = &report[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 4);
+    Some(rest[..end].trim_end().to_owned() + "\n\n")
 }
 
 fn machine() -> String {
