@@ -86,6 +86,7 @@ pub fn section() -> anyhow::Result<Section> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", broker.bootstrap())
             .set("linger.ms", "20")
+            .set("queue.buffering.max.messages", "200000")
             .set("message.timeout.ms", "60000")
             .create()?;
 
@@ -195,30 +196,34 @@ fn mixed_events() -> Vec<(String, Vec<u8>)> {
 
 async fn produce(producer: &FutureProducer, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     let started = Instant::now();
-    for chunk in events.chunks(5_000) {
-        let sends = chunk
-            .iter()
-            .map(|(k, v)| producer.send(FutureRecord::to(topic).key(k).payload(v), Duration::from_secs(60)));
-        for r in futures_join(sends).await {
-            r.map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
+    // Enqueue everything at once (`send_result`), then wait for the delivery reports.
+    let mut pending = Vec::with_capacity(events.len());
+    for (k, v) in events {
+        let mut record = FutureRecord::to(topic).key(k).payload(v);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((e, back)) => {
+                    anyhow::ensure!(
+                        e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        "produce failed: {e}"
+                    );
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
         }
     }
-    println!(
-        "  produced {} events to {topic} in {:.2} s",
-        events.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Awaits every future (xtask has no `futures` dependency; they are polled concurrently by the producer anyway).
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<F> = futs.collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for f in handles {
-        out.push(f.await);
+    for d in pending {
+        d.await
+            .map_err(|_| anyhow::anyhow!("producer dropped a message"))?
+            .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
     }
-    out
+    println!("  produced {} events to {topic} in {:.2} s", events.len(), started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Shop tokens (sandbox + our database, encrypted), the Shopee orders at the sandbox and in `orders`.
