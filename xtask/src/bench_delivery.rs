@@ -222,7 +222,11 @@ async fn produce(producer: &FutureProducer, topic: &str, events: &[(String, Vec<
             .map_err(|_| anyhow::anyhow!("producer dropped a message"))?
             .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
     }
-    println!("  produced {} events to {topic} in {:.2} s", events.len(), started.elapsed().as_secs_f64());
+    println!(
+        "  produced {} events to {topic} in {:.2} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
