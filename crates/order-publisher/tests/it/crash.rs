@@ -12,8 +12,14 @@ use test_support::{Proc, free_port, wait_for_status};
 
 use crate::e2e::{ITEM, SKU, Stack};
 
-const ORDERS: usize = 200;
-const KILLS_EACH: usize = 5;
+/// `make test` runs a bounded variant; the full R1 is on demand:
+/// `R1_ORDERS=2000 R1_KILLS=20 cargo test -p order-publisher --test it crash -- --nocapture`.
+fn setting(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 pub fn gateway_exe() -> PathBuf {
     let publisher = PathBuf::from(env!("CARGO_BIN_EXE_order-publisher"));
@@ -49,6 +55,7 @@ fn spawn(exe: &str, env: &[(String, String)], port: u16) -> Proc {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
+    let (orders_n, kills_each) = (setting("R1_ORDERS", 200), setting("R1_KILLS", 5));
     let gateway_exe = gateway_exe();
     let gateway_exe = gateway_exe.to_str().expect("utf8").to_owned();
     let publisher_exe = env!("CARGO_BIN_EXE_order-publisher").to_owned();
@@ -79,7 +86,7 @@ async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
         let (gateway, publisher, env) = (gateway.clone(), publisher.clone(), env.clone());
         let (gateway_exe, publisher_exe) = (gateway_exe.clone(), publisher_exe.clone());
         tokio::spawn(async move {
-            for round in 0..KILLS_EACH * 2 {
+            for round in 0..kills_each * 2 {
                 tokio::time::sleep(Duration::from_millis(400 + 97 * (round as u64 % 5))).await;
                 let (slot, exe, port) = if round % 2 == 0 {
                     (&gateway, &gateway_exe, gw_port)
@@ -97,7 +104,7 @@ async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
     };
 
     // Orders arrive while processes die: each push is delivered (2xx) or, when the gateway is down, lost.
-    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(10) {
+    for chunk in (0..orders_n).collect::<Vec<_>>().chunks(10) {
         let orders: Vec<SeedOrder> = chunk
             .iter()
             .map(|i| {
@@ -114,7 +121,7 @@ async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
     // Every order is published at least once, and only under its own idempotency key.
     let started = Instant::now();
     let mut copies: HashMap<String, usize> = HashMap::new();
-    while copies.len() < ORDERS && started.elapsed() < Duration::from_secs(120) {
+    while copies.len() < orders_n && started.elapsed() < Duration::from_secs(120) {
         for msg in stack.pull().await {
             let sn = msg.payload["order"]["external_id"]
                 .as_str()
@@ -131,18 +138,18 @@ async fn sigkilled_gateway_and_publisher_lose_nothing_and_publish_once() {
     }
     let wire_duplicates: usize = copies.values().map(|c| c - 1).sum();
     eprintln!(
-        "R1/R2 bounded: {ORDERS} orders, {KILLS_EACH} SIGKILLs each of gateway and publisher; published {} distinct, {wire_duplicates} duplicate copies on the wire, in {:?}",
+        "R1/R2 bounded: {orders_n} orders, {kills_each} SIGKILLs each of gateway and publisher; published {} distinct, {wire_duplicates} duplicate copies on the wire, in {:?}",
         copies.len(),
         started.elapsed()
     );
-    assert_eq!(copies.len(), ORDERS, "orders lost");
+    assert_eq!(copies.len(), orders_n, "orders lost");
 
     // Exactly one new_order per order in the outbox (the effect), whatever was redone.
     let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&stack.db.pool)
         .await
         .expect("count");
-    assert_eq!(outbox, ORDERS as i64);
+    assert_eq!(outbox, orders_n as i64);
 
     // Every push the gateway acknowledged is in PostgreSQL.
     let stored: HashSet<String> =
