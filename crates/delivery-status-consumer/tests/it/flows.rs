@@ -253,9 +253,19 @@ async fn failures_are_retried_parked_redriven_and_skips_cost_nothing() {
         "transient: other order applied after {busy_done:?}; the failing one parked after {parked:?} ({:?} since sent)",
         sent.elapsed()
     );
+    // Compare when each effect was recorded (database clocks), not how long each wait took: BUSY1 (another lane)
+    // must be applied before PARK1's retries (>= 1 s of backoff) end in the dead letter.
+    let (busy_at, parked_at): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(
+            "SELECT (SELECT delivery_updated_at FROM orders WHERE order_sn = 'BUSY1'),
+                (SELECT min(created_at) FROM dead_letters)",
+        )
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
     assert!(
-        busy_done < parked,
-        "another order's event is not held up by retries"
+        busy_at < parked_at,
+        "another order's event is not held up by retries (BUSY1 applied at {busy_at}, PARK1 parked at {parked_at})"
     );
     let dl = env.dead_letters().await;
     assert_eq!(dl.len(), 1);
