@@ -185,10 +185,6 @@ pub fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-pub fn psql_scalar(db: &str, sql: &str) -> anyhow::Result<String> {
-    psql(db, sql)
-}
-
 /// Drops and recreates a database for a benchmark; returns its URL.
 pub fn fresh_database(name: &str) -> anyhow::Result<String> {
     psql(

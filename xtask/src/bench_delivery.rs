@@ -112,7 +112,7 @@ pub fn section() -> anyhow::Result<Section> {
         let mixed_run = consume(&consumer_bin, &url, &broker, "bench.mixed", "bench-mixed", EVENTS).await?;
         let calls = journal_count().await? - before;
         let shopee_events = SHOPEE_ORDERS * 4;
-        let delivered: i64 = crate::bench::psql_scalar(
+        let delivered: i64 = crate::bench::psql(
             DB,
             "SELECT count(*) FROM orders WHERE delivery_state = 'delivered'",
         )?

@@ -28,7 +28,6 @@ pub fn run() -> anyhow::Result<Section> {
         .env("DATABASE_URL", &url)
         .env("RUST_LOG", "warn"))?;
 
-    let started = Instant::now();
     let mut child: Child = Command::new(&gateway)
         .env("HTTP_ADDR", ADDR)
         .env("DATABASE_URL", &url)
@@ -49,24 +48,20 @@ pub fn run() -> anyhow::Result<Section> {
     let result = runtime.block_on(async {
         let ready =
             crate::bench::wait_ready(&format!("http://{ADDR}/health/ready"), Duration::from_secs(20)).await?;
-        let _ = started;
         let idle_rss = rss_kb(child.id());
         let rejections = bad_pushes(1000).await?;
         let load = load(CLIENTS, DURATION).await?;
         let loaded_rss = rss_kb(child.id());
-        anyhow::Ok((ready, idle_rss, loaded_rss, (load, rejections)))
+        anyhow::Ok((ready, idle_rss, loaded_rss, load, rejections))
     });
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-    let (ready, idle_rss, loaded_rss, (rejections, rejected_p99, by_status), load) = {
-        let (ready, idle_rss, loaded_rss, load) = result?;
-        (ready, idle_rss, loaded_rss, load.1, load.0)
-    };
+    let (ready, idle_rss, loaded_rss, load, (rejections, rejected_p99, by_status)) = result?;
 
-    let stored: i64 = crate::bench::psql_scalar(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
+    let stored: i64 = crate::bench::psql(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
     let pg_tps = pgbench(CLIENTS, DURATION)?;
     let ratio = load.per_second / pg_tps;
     let mut s = Section::new("ingest: signed pushes verified + persisted");
@@ -142,7 +137,7 @@ async fn bad_pushes(n: usize) -> anyhow::Result<(usize, f64, String)> {
         *statuses.entry(status).or_default() += 1;
     }
     latencies.sort();
-    let stored: i64 = crate::bench::psql_scalar(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
+    let stored: i64 = crate::bench::psql(DB, "SELECT count(*) FROM push_inbox")?.parse()?;
     anyhow::ensure!(stored == 0, "{stored} bad pushes were stored");
     let by_status = statuses
         .iter()

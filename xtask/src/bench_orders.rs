@@ -144,7 +144,6 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
         ("HUB_CONFIG_URL", hub_config_url),
     ];
     let mut gateway = spawn("webhook-gateway", GATEWAY, &env)?;
-    let started = Instant::now();
     let mut publisher = spawn("order-publisher", PUBLISHER, &env)?;
     let ready = crate::bench::wait_ready(
         &format!("http://{PUBLISHER}/health/ready"),
@@ -152,7 +151,6 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
     )
     .await?;
     crate::bench::wait_ready(&format!("http://{GATEWAY}/health/ready"), Duration::from_secs(20)).await?;
-    let _ = started;
     let idle_rss = rss_kb(publisher.id());
     sandbox.clear_journal();
 

@@ -2,7 +2,7 @@
 //!
 //! A worker parks with [`park`]; an operator lists them and requests a redrive through campaign-api
 //! ([`list`], [`request_redrive`]); the owning worker takes redrive requests for its `source` with
-//! [`take_redrive_requests`] and either finishes the work ([`mark_redriven`]) or parks it again ([`repark`]).
+//! [`take_redrive_requests`] (which marks them `redriven`) and parks again with [`repark`] what fails again.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -131,15 +131,6 @@ pub async fn take_redrive_requests(
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-/// The redriven work succeeded (already the state after [`take_redrive_requests`]; kept for clarity in callers).
-pub async fn mark_redriven(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dead_letters SET status = 'redriven', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
 }
 
 /// The redriven work failed again: parked with the new reason.

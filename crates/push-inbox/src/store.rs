@@ -69,26 +69,8 @@ impl Inbox {
         source: Source,
         traceparent: Option<&str>,
     ) -> Result<Stored, sqlx::Error> {
-        let (order_sn, status, update_time) = columns(push);
-        let inserted: bool = sqlx::query_scalar(
-            "INSERT INTO push_inbox (dedup_key, shop_id, code, order_sn, order_status, update_time, payload, source, traceparent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (dedup_key) DO UPDATE
-                SET seen_count = push_inbox.seen_count + 1, last_seen_at = now()
-             RETURNING (xmax = 0)",
-        )
-        .bind(&push.dedup_key)
-        .bind(push.shop_id.map(|s| s.as_i64()))
-        .bind(push.code)
-        .bind(order_sn)
-        .bind(status)
-        .bind(update_time)
-        .bind(&push.payload)
-        .bind(source.as_str())
-        .bind(traceparent)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(if inserted { Stored::New } else { Stored::Duplicate })
+        let stored = self.insert_batch(&[(push, source, traceparent)]).await?;
+        Ok(stored.first().copied().unwrap_or(Stored::Duplicate))
     }
 
     /// Stores many pushes in one statement (one transaction, one round trip) — the gateway's group commit. Repeats
