@@ -45,7 +45,10 @@ impl Drop for Started {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pgid = child.id();
-            let _ = Command::new("kill").arg("-TERM").arg(format!("-{pgid}")).status();
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", "--"])
+                .arg(format!("-{pgid}"))
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -54,7 +57,10 @@ impl Drop for Started {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = Command::new("kill").arg("-KILL").arg(format!("-{pgid}")).status();
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--"])
+                .arg(format!("-{pgid}"))
+                .status();
             let _ = child.wait();
             eprintln!("    killed {}", self.name);
         }
