@@ -5,6 +5,7 @@
 //! - `test`: formatting, clippy `-D warnings`, then every test against real services, starting what is missing.
 //! - `services`: start what the tests need and leave it running.
 //! - `bench`: the benchmarks (see docs/benchmarks.md).
+//! - `chaos`: the reliability scenarios against the real binaries (short profile in `test`, full on demand).
 
 mod bench;
 mod bench_catalog;
@@ -12,6 +13,7 @@ mod bench_delivery;
 mod bench_ingest;
 mod bench_orders;
 mod bench_quotation;
+mod chaos;
 mod run;
 mod services;
 
@@ -50,6 +52,15 @@ enum Task {
         /// Which benchmarks (all when empty).
         names: Vec<String>,
     },
+    /// The reliability scenarios (quality-bar.md R1-R16) against the real binaries, one at a time; prints per
+    /// scenario what was done, what was checked, the counts and PASS/FAIL.
+    Chaos {
+        /// The full profile (quality-bar.md sizes; tens of minutes) instead of the short one (a few minutes).
+        #[arg(long)]
+        full: bool,
+        /// Scenario ids (R1, R11, ...); all when empty.
+        scenarios: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +77,7 @@ fn main() -> ExitCode {
         Task::Lint => lint(),
         Task::Dist => dist(),
         Task::Bench { names } => bench::run(&names),
+        Task::Chaos { full, scenarios } => chaos::run(full, &scenarios),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,13 +164,19 @@ fn test(no_lint: bool, args: &[String]) -> anyhow::Result<()> {
     } else {
         Ok(())
     };
+    // The short chaos profile after the other tests: its scenarios stop the machine's PostgreSQL and Redis.
+    let chaos = if args.is_empty() {
+        chaos::run(false, &[])
+    } else {
+        Ok(())
+    };
     let deploy = if std::path::Path::new("deploy/validate.sh").exists() {
         sh(Command::new("bash").arg("deploy/validate.sh"))
     } else {
         Ok(())
     };
     drop(started);
-    tests.and(doc_tests).and(deploy)
+    tests.and(doc_tests).and(chaos).and(deploy)
 }
 
 fn has_nextest() -> bool {

@@ -12,6 +12,7 @@ use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+pub mod chaos;
 pub mod contract;
 pub mod kafka;
 
