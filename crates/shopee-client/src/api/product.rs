@@ -196,18 +196,51 @@ pub struct UpdatePriceRequest {
     pub price_list: Vec<PriceEntry>,
 }
 
-/// A model Shopee refused, with its reason.
+/// A model Shopee refused: Shopee's error code (when it sends one) and its message.
+///
+/// Shopee documents `failed_reason` (the message) for `update_price` / `update_stock`; a per-model code comes as
+/// `error` (as in the envelope) or, in the style of the discount APIs, `fail_error` (with `fail_message`). Both
+/// spellings are read; decide with [`ModelFailure::code`] first and fall back to the message only without a code.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelFailure {
     #[serde(default)]
     pub model_id: Option<ModelId>,
     #[serde(default)]
     pub location_id: Option<String>,
-    #[serde(default)]
+    /// Shopee's message for this model.
+    #[serde(default, alias = "fail_message")]
     pub failed_reason: String,
-    /// Shopee's error code for this model, when it sends one.
-    #[serde(default)]
+    /// Shopee's error code for this model, when it sends one (e.g. `error_item_deleted`).
+    #[serde(default, alias = "fail_error")]
     pub error: Option<String>,
+}
+
+impl ModelFailure {
+    /// Shopee's per-model error code; `None` when absent or empty.
+    pub fn code(&self) -> Option<&str> {
+        self.error.as_deref().map(str::trim).filter(|c| !c.is_empty())
+    }
+
+    /// Shopee's message for this model.
+    pub fn message(&self) -> &str {
+        &self.failed_reason
+    }
+
+    /// The class of the code ([`crate::error::classify_code`]); `None` without a code. An unknown code is
+    /// `Permanent` there: a caller that must not give up on unknown per-model codes checks the code itself.
+    pub fn code_class(&self) -> Option<crate::error::CodeClass> {
+        self.code()
+            .map(|c| crate::error::classify_code(c, &self.failed_reason))
+    }
+
+    /// `code: message`, or the message alone without a code (for logs and dead-letter reasons).
+    pub fn describe(&self) -> String {
+        match self.code() {
+            Some(code) if self.failed_reason.is_empty() => code.to_owned(),
+            Some(code) => format!("{code}: {}", self.failed_reason),
+            None => self.failed_reason.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -626,6 +659,37 @@ mod tests {
             r.failure_list[0].failed_reason,
             "error_cannot_update_price_in_promotion"
         );
+        assert_eq!(r.failure_list[0].code(), None, "no code was sent");
+    }
+
+    #[test]
+    fn per_model_error_code_is_kept_with_its_message() {
+        let r: UpdateStockResponse = serde_json::from_str(
+            r#"{"success_list":[],"failure_list":[
+                {"model_id":1,"failed_reason":"Stock cannot be less than the stock reserved by promotions (5).","error":"error_stock_less_than_promotion_reserved"},
+                {"model_id":2,"fail_message":"Please try again later.","fail_error":"error_system_busy"},
+                {"model_id":3,"failed_reason":"x","error":""}]}"#,
+        )
+        .unwrap();
+        let [a, b, c] = &r.failure_list[..] else {
+            panic!("three failures: {r:?}")
+        };
+        assert_eq!(a.code(), Some("error_stock_less_than_promotion_reserved"));
+        assert_eq!(
+            a.message(),
+            "Stock cannot be less than the stock reserved by promotions (5)."
+        );
+        assert_eq!(
+            a.describe(),
+            "error_stock_less_than_promotion_reserved: Stock cannot be less than the stock reserved by promotions (5)."
+        );
+        assert_eq!(a.code_class(), Some(crate::error::CodeClass::Permanent));
+        assert_eq!(
+            (b.code(), b.message()),
+            (Some("error_system_busy"), "Please try again later.")
+        );
+        assert_eq!(b.code_class(), Some(crate::error::CodeClass::Retryable));
+        assert_eq!((c.code(), c.code_class()), (None, None));
     }
 
     #[test]

@@ -191,6 +191,14 @@ async fn products_read_and_update_with_partial_failures() {
     assert_eq!(resp.success_list.len(), 1);
     assert_eq!(resp.failure_list.len(), 1);
     assert_eq!(resp.failure_list[0].model_id, Some(model(2)));
+    // Shopee's per-model code is kept next to its message.
+    assert_eq!(
+        resp.failure_list[0].code(),
+        Some("error_cannot_update_price_in_promotion"),
+        "{:?}",
+        resp.failure_list[0]
+    );
+    assert!(!resp.failure_list[0].message().is_empty());
     assert!(!resp.all_succeeded());
     assert_eq!(env.sandbox.price(SHOP, 100_002, 1), Some(17.5));
     assert_eq!(env.sandbox.price(SHOP, 100_002, 2), Some(20.0));
