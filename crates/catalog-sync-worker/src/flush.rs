@@ -10,6 +10,7 @@ use shopee_client::api::product::{
     ModelFailure, PRICE_STOCK_LIST_MAX, PriceEntry, SellerStock, StockEntry, UpdatePriceRequest,
     UpdateStockRequest, price_number,
 };
+use shopee_client::error::CodeClass;
 use shopee_client::{Error as ShopeeError, ErrorKind, ShopeeClient};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -27,29 +28,66 @@ pub enum FailureClass {
     Transient(String),
 }
 
-/// Classifies Shopee's per-model `failed_reason` (the client keeps only that text, so the wording decides; the
-/// sandbox and Shopee's documented reasons are covered).
-pub fn classify_failure(reason: &str) -> FailureClass {
-    let r = reason.to_ascii_lowercase();
-    let permanent = |what: &str| FailureClass::Permanent(format!("{what}: {reason}"));
-    if r.contains("deleted")
-        || r.contains("item_not_found")
-        || r.contains("not found")
-        || r.contains("not exist")
-    {
-        permanent("item or model deleted")
+/// Classifies one `failure_list` entry. Shopee's per-model code decides when there is one: a retryable code
+/// (`error_system_busy`, `error_rate_limit`, ...) is retried, a known refusal (`error_item_deleted`,
+/// `error_stock_less_than_promotion_reserved`, `error_cannot_update_price_in_promotion`, `error_param`, ...) is
+/// parked. Without a code, or with one this worker does not know, the message's wording decides, and what is not
+/// recognised is retried (up to `max_model_attempts`, then parked). The reason keeps the code and the message.
+pub fn classify_failure(f: &ModelFailure) -> FailureClass {
+    classify(f.code(), f.message())
+}
+
+/// [`classify_failure`] on a code and a message.
+pub fn classify(code: Option<&str>, message: &str) -> FailureClass {
+    let described = match code {
+        Some(code) if message.is_empty() => code.to_owned(),
+        Some(code) => format!("{code}: {message}"),
+        None => message.to_owned(),
+    };
+    if let Some(code) = code {
+        match shopee_client::error::classify_code(code, message) {
+            CodeClass::Retryable | CodeClass::Quota | CodeClass::InvalidToken => {
+                return FailureClass::Transient(described);
+            }
+            CodeClass::Permanent => {}
+        }
+        if let Some(what) = refusal_of_code(code) {
+            return FailureClass::Permanent(format!("{what} ({described})"));
+        }
+    }
+    match refusal_in_words(message) {
+        Some(what) => FailureClass::Permanent(format!("{what} ({described})")),
+        None => FailureClass::Transient(described),
+    }
+}
+
+/// What a known per-model refusal code means; `None` for a code this worker does not know.
+fn refusal_of_code(code: &str) -> Option<&'static str> {
+    let c = code.to_ascii_lowercase();
+    match c.as_str() {
+        "error_param" | "error_price" | "error_stock" | "error_location" => Some("refused as invalid"),
+        "error_permission" | "error_auth" => Some("not permitted"),
+        _ => refusal_in_words(&c.replace('_', " ")),
+    }
+}
+
+/// The refusal a code or message describes in words (Shopee's documented reasons and the sandbox's wording).
+fn refusal_in_words(text: &str) -> Option<&'static str> {
+    let r = text.to_ascii_lowercase().replace('_', " ");
+    if r.contains("deleted") || r.contains("not found") || r.contains("not exist") {
+        Some("item or model deleted")
     } else if r.contains("reserve") {
-        permanent("stock under promotion reserve")
-    } else if r.contains("lock") || r.contains("in_promotion") || r.contains("promotion") {
-        permanent("price locked by promotion")
+        Some("stock under promotion reserve")
+    } else if r.contains("lock") || r.contains("in promotion") || r.contains("promotion") {
+        Some("price locked by promotion")
     } else if r.contains("location")
         || r.contains("negative")
         || r.contains("greater than")
         || r.contains("param")
     {
-        permanent("refused as invalid")
+        Some("refused as invalid")
     } else {
-        FailureClass::Transient(reason.to_owned())
+        None
     }
 }
 
@@ -142,7 +180,7 @@ impl Flusher {
                                     .as_deref()
                                     .is_none_or(|l| l.is_empty() || l == r.location_id)
                         });
-                        let outcome = match failure.map(|f| classify_failure(&f.failed_reason)) {
+                        let outcome = match failure.map(classify_failure) {
                             None => RowOutcome::Applied,
                             Some(FailureClass::Permanent(reason)) => RowOutcome::Permanent(reason),
                             Some(FailureClass::Transient(reason))
@@ -338,7 +376,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failure_reasons_are_classified() {
+    fn failure_reasons_are_classified_by_wording_without_a_code() {
         for permanent in [
             "The item has been deleted.",
             "Stock cannot be less than the stock reserved by promotions (5).",
@@ -347,14 +385,59 @@ mod tests {
             "model_id does not exist in this item.",
         ] {
             assert!(
-                matches!(classify_failure(permanent), FailureClass::Permanent(_)),
+                matches!(classify(None, permanent), FailureClass::Permanent(_)),
                 "{permanent}"
             );
         }
         assert!(matches!(
-            classify_failure("system busy, try later"),
+            classify(None, "system busy, try later"),
             FailureClass::Transient(_)
         ));
+    }
+
+    #[test]
+    fn the_code_decides_and_is_kept_in_the_reason() {
+        // A retryable code is retried whatever the message says.
+        assert_eq!(
+            classify(Some("error_system_busy"), "The item is locked, try again."),
+            FailureClass::Transient("error_system_busy: The item is locked, try again.".into())
+        );
+        assert!(matches!(
+            classify(Some("error_rate_limit"), ""),
+            FailureClass::Transient(_)
+        ));
+        // A known refusal is parked at once, even with an unhelpful message; the code is in the reason.
+        for (code, what) in [
+            ("error_item_deleted", "item or model deleted"),
+            ("error_model_not_found", "item or model deleted"),
+            (
+                "error_stock_less_than_promotion_reserved",
+                "stock under promotion reserve",
+            ),
+            (
+                "error_cannot_update_price_in_promotion",
+                "price locked by promotion",
+            ),
+            ("error_param", "refused as invalid"),
+            ("error_price", "refused as invalid"),
+            ("error_stock", "refused as invalid"),
+            ("error_permission", "not permitted"),
+        ] {
+            assert_eq!(
+                classify(Some(code), "Failed."),
+                FailureClass::Permanent(format!("{what} ({code}: Failed.)")),
+                "{code}"
+            );
+        }
+        // An unknown code falls back to the message; unrecognised -> retried (bounded by max_model_attempts).
+        assert!(matches!(
+            classify(Some("error_something_new"), "The item has been deleted."),
+            FailureClass::Permanent(r) if r.contains("error_something_new")
+        ));
+        assert_eq!(
+            classify(Some("error_something_new"), "Odd."),
+            FailureClass::Transient("error_something_new: Odd.".into())
+        );
     }
 
     #[test]

@@ -348,6 +348,11 @@ async fn r7_permanent_failures_are_parked_after_one_attempt() {
             "reason says why: {}",
             d.reason
         );
+        assert!(
+            d.reason.contains("(error_"),
+            "the reason keeps Shopee's per-model code: {}",
+            d.reason
+        );
     }
     for item in [deleted, reserved, locked] {
         let calls = rig
