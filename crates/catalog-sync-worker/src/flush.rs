@@ -3,6 +3,7 @@
 //! each model's outcome with a compare-and-set on the version sent.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{ItemId, ModelId, Money, ShopId};
@@ -13,6 +14,7 @@ use shopee_client::api::product::{
 use shopee_client::error::CodeClass;
 use shopee_client::{Error as ShopeeError, ErrorKind, ShopeeClient};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
@@ -103,6 +105,8 @@ pub struct Flusher {
     pub shopee: ShopeeClient,
     pub settings: Settings,
     pub owner: String,
+    /// Woken when a SKU turned out to map elsewhere (its update waits in needs_mapping for the mapping loop).
+    pub moved: Arc<Notify>,
 }
 
 impl Flusher {
@@ -245,6 +249,9 @@ impl Flusher {
         }
         store::release(&mut tx, c, retry_in, self.settings.flush_window).await?;
         tx.commit().await?;
+        if !moved.is_empty() {
+            self.moved.notify_one();
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! - [`resolve`]: (sku, hub) -> (shop, item, model, location) through the hub and product mappings.
 //! - [`store`]: the coalescing state (newest version wins, in the UPSERT), dirty items, needs_mapping.
 //! - [`flush`]: claims dirty items and sends all pending models of an item in one call, within the rate limit.
+//! - [`redrive`]: dead letters an operator asked to redrive, put back through the newest-wins path.
 //! - [`discovery`], [`audit`], [`content`]: mapping discovery jobs, the audit command, content sync.
 
 pub mod audit;
@@ -12,9 +13,11 @@ pub mod content;
 pub mod discovery;
 pub mod events;
 pub mod flush;
+pub mod redrive;
 pub mod resolve;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -40,13 +43,15 @@ pub struct Settings {
     pub batch_wait: Duration,
     /// Pub/Sub flow control: unacked messages per stream.
     pub max_outstanding: i64,
-    /// Lease extension asked from Pub/Sub (10 s to 600 s).
+    /// Lease extension asked from Pub/Sub (10 s to 600 s); also how long messages held by a crashed worker wait
+    /// before Pub/Sub redelivers them.
     pub ack_extension: Duration,
     /// How long a newly dirty item waits before it is flushed (coalescing window).
     pub flush_window: Duration,
     /// Items flushed at once (each waits for its shop's rate-limit slot).
     pub flush_concurrency: usize,
-    /// A claimed item is released after this if its flusher died.
+    /// A claimed item is released after this if its flusher died. Longer than any one Shopee call with its retries,
+    /// so two flushers never send the same item at once.
     pub lease: Duration,
     /// Backoff of an item after a transient failure: base, doubled per attempt, capped.
     pub retry_base: Duration,
@@ -55,8 +60,10 @@ pub struct Settings {
     pub max_model_attempts: i32,
     /// Idle flushers look for due items this often.
     pub poll_interval: Duration,
-    /// needs_mapping rows are re-resolved this often.
+    /// needs_mapping rows are re-resolved this often (and at once when the flusher finds a SKU moved).
     pub unmapped_interval: Duration,
+    /// Redrive requests for this worker's dead letters are taken this often.
+    pub redrive_interval: Duration,
     /// Discovery and content-sync job tables are polled this often.
     pub jobs_interval: Duration,
     /// Scheduled content sync (`productsUpdatedSince`); None = only on demand.
@@ -78,6 +85,7 @@ impl Default for Settings {
             max_model_attempts: 10,
             poll_interval: Duration::from_millis(100),
             unmapped_interval: Duration::from_secs(30),
+            redrive_interval: Duration::from_secs(5),
             jobs_interval: Duration::from_secs(5),
             content_interval: Some(Duration::from_secs(900)),
         }
@@ -194,6 +202,9 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let subscriber = service_runtime::pubsub::subscriber(&self.pubsub).await?;
         let resolver = resolve::Resolver::new(self.pool.clone(), self.mappings.clone());
+        // needs_mapping rows and redrives read mappings from PostgreSQL: they exist because the cache may be stale.
+        let fresh = resolve::Resolver::new(self.pool.clone(), self.mappings.uncached());
+        let moved = Arc::new(tokio::sync::Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
         for (kind, subscription) in [
             (Kind::Price, self.price_subscription.clone()),
@@ -214,9 +225,20 @@ impl Worker {
             shopee: self.shopee.clone(),
             settings: self.settings.clone(),
             owner: format!("{NAME}-{}", uuid::Uuid::new_v4().simple()),
+            moved: Arc::clone(&moved),
         };
         tasks.spawn(flusher.run(shutdown.clone()));
-        tasks.spawn(self.clone().unmapped_loop(resolver, shutdown.clone()));
+        tasks.spawn(self.clone().unmapped_loop(fresh.clone(), moved, shutdown.clone()));
+        let redriver = redrive::Redriver {
+            pool: self.pool.clone(),
+            resolver: fresh,
+            flush_window: self.settings.flush_window,
+        };
+        tasks.spawn(redrive_loop(
+            redriver,
+            self.settings.redrive_interval,
+            shutdown.clone(),
+        ));
         tasks.spawn(self.clone().jobs_loop(shutdown.clone()));
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
@@ -226,12 +248,19 @@ impl Worker {
         Ok(())
     }
 
-    /// Applies needs_mapping rows once their mapping exists.
-    async fn unmapped_loop(self, resolver: resolve::Resolver, shutdown: CancellationToken) {
+    /// Applies needs_mapping rows once their mapping exists: on a schedule, and at once when the flusher found a
+    /// SKU moved to other ids.
+    async fn unmapped_loop(
+        self,
+        resolver: resolve::Resolver,
+        moved: Arc<tokio::sync::Notify>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(self.settings.unmapped_interval) => {}
+                _ = moved.notified() => {}
             }
             match self.apply_unmapped(&resolver).await {
                 Ok(0) => {}
@@ -311,6 +340,36 @@ impl Worker {
                     tracing::warn!(error = format!("{e:#}"), "scheduled content sync failed");
                 }
             }
+        }
+    }
+}
+
+/// Takes redrive requests until `shutdown`; first looks again at redrives a crash may have cut short, and again
+/// after a pass that failed half-way.
+async fn redrive_loop(redriver: redrive::Redriver, every: Duration, shutdown: CancellationToken) {
+    let mut resume = true;
+    loop {
+        if resume {
+            match redriver.resume_interrupted().await {
+                Ok(done) => {
+                    resume = false;
+                    if !done.is_empty() {
+                        tracing::info!(letters = done.len(), "interrupted redrives handled again");
+                    }
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot resume interrupted redrives"),
+            }
+        }
+        if !resume && let Err(e) = redriver.run_once().await {
+            resume = true;
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "redrive pass failed; its letters are handled again"
+            );
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

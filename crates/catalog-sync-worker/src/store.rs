@@ -71,6 +71,11 @@ pub async fn record_in(
 ) -> Result<Recorded, sqlx::Error> {
     let mut out = Recorded::default();
     for bad in invalid {
+        if already_parked(tx, bad).await? {
+            // The same Pub/Sub message redelivered (e.g. after a crash before its ack): parked once.
+            out.dead_lettered += 1;
+            continue;
+        }
         dead_letters::park(
             &mut **tx,
             dead_letters::Park {
@@ -216,6 +221,28 @@ pub async fn record_in(
         .await?;
     }
     Ok(out)
+}
+
+/// True when this very message (same Pub/Sub `message_id`) is parked already.
+async fn already_parked(tx: &mut Transaction<'_, Postgres>, bad: &Invalid) -> Result<bool, sqlx::Error> {
+    let Some(message_id) = bad.payload.get("message_id").and_then(Value::as_str) else {
+        return Ok(false);
+    };
+    // Both forms use the partial index (source, kind, reference) WHERE status = 'parked'.
+    let sql = if bad.reference.is_some() {
+        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = 'parked'
+            AND reference = $3 AND payload->>'message_id' = $4)"
+    } else {
+        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = 'parked'
+            AND reference IS NULL AND $3::text IS NULL AND payload->>'message_id' = $4)"
+    };
+    sqlx::query_scalar(sql)
+        .bind(SOURCE)
+        .bind(bad.kind.dead_letter_kind())
+        .bind(bad.reference.as_deref())
+        .bind(message_id)
+        .fetch_one(&mut **tx)
+        .await
 }
 
 /// Marks items dirty: due after the flush window when new; `seq` bumped when already dirty (its due time kept, so
@@ -429,12 +456,24 @@ pub async fn settle(
             .rows_affected();
             if parked == 1 {
                 let kind = Kind::parse(&c.kind).unwrap_or(Kind::Price);
-                let payload = serde_json::json!({
-                    "shop_id": c.shop_id, "item_id": c.item_id, "model_id": row.model_id, "kind": c.kind,
-                    "location_id": row.location_id, "sku": row.sku, "hub_id": row.hub_id,
-                    "version": row.newest_version, "value": row.newest_value,
-                });
                 let reference = format!("{}@{}", row.sku, row.hub_id);
+                // A redriven update that Shopee refuses again goes back to its own dead letter.
+                if repark_redriven(tx, kind, &reference, row.newest_version, reason).await? {
+                    return Ok(());
+                }
+                let payload = ParkedUpdate {
+                    shop_id: c.shop_id,
+                    item_id: c.item_id,
+                    model_id: row.model_id,
+                    kind: c.kind.clone(),
+                    location_id: row.location_id.clone(),
+                    sku: row.sku.clone(),
+                    hub_id: row.hub_id.clone(),
+                    version: row.newest_version,
+                    value: row.newest_value,
+                    event_id: Some(row.newest_event_id.clone()),
+                };
+                let payload = serde_json::to_value(&payload).unwrap_or(Value::Null);
                 dead_letters::park(
                     &mut **tx,
                     dead_letters::Park {
@@ -451,6 +490,109 @@ pub async fn settle(
         }
     }
     Ok(())
+}
+
+/// The payload of a dead letter for an update Shopee refused for good: what is needed to send it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParkedUpdate {
+    pub shop_id: i64,
+    pub item_id: i64,
+    pub model_id: i64,
+    /// `price` or `stock`.
+    pub kind: String,
+    pub location_id: String,
+    pub sku: String,
+    pub hub_id: String,
+    pub version: i64,
+    pub value: i64,
+    /// Absent in letters parked before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// Parks again, with the new reason, the redriven dead letter of this update (same kind, `sku@hub` and version);
+/// false when there is none (the caller parks a new one). The same statement as `dead_letters::repark`, inside the
+/// caller's transaction so the state row and its letter never disagree.
+async fn repark_redriven(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: Kind,
+    reference: &str,
+    version: i64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM dead_letters
+         WHERE source = $1 AND status = 'redriven' AND kind = $2 AND reference = $3 AND payload->>'version' = $4
+         ORDER BY id DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(SOURCE)
+    .bind(kind.dead_letter_kind())
+    .bind(reference)
+    .bind(version.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = id else { return Ok(false) };
+    sqlx::query(
+        "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    metrics::counter!("catalog_sync_redrives_total", "outcome" => "parked_again").increment(1);
+    tracing::warn!(
+        dead_letter.id = id,
+        reference,
+        reason,
+        "redriven update refused again; parked with the new reason"
+    );
+    Ok(true)
+}
+
+/// Puts a parked update back through the flusher: its state row, if still parked at `version`, becomes pending
+/// and its item dirty (due after the flush window). False when the row moved on: a newer version arrived
+/// (newest wins: nothing to redo), it was applied or re-armed already, or the row is gone.
+pub async fn rearm_parked(
+    tx: &mut Transaction<'_, Postgres>,
+    p: &ParkedUpdate,
+    flush_window: Duration,
+) -> Result<bool, sqlx::Error> {
+    let rearmed = sqlx::query(
+        "UPDATE catalog_sync_state SET state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+         WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5
+           AND state = 'parked' AND newest_version = $6",
+    )
+    .bind(p.shop_id)
+    .bind(p.item_id)
+    .bind(p.model_id)
+    .bind(&p.kind)
+    .bind(&p.location_id)
+    .bind(p.version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if rearmed == 0 {
+        return Ok(false);
+    }
+    let dirty = BTreeSet::from([(p.shop_id, p.item_id, p.kind.clone())]);
+    mark_dirty(tx, &dirty, flush_window).await?;
+    Ok(true)
+}
+
+/// The newest version known for the state row of a parked update, if the row exists.
+pub async fn newest_version(pool: &PgPool, p: &ParkedUpdate) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT newest_version FROM catalog_sync_state
+         WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5",
+    )
+    .bind(p.shop_id)
+    .bind(p.item_id)
+    .bind(p.model_id)
+    .bind(&p.kind)
+    .bind(&p.location_id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Releases a claimed item: removed when nothing is pending and nothing arrived since the claim; otherwise due

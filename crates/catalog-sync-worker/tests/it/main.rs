@@ -14,6 +14,7 @@ fn bench_catalog_100k_inventory_events() {
 }
 
 mod jobs;
+mod redrive;
 mod support;
 mod sync;
 

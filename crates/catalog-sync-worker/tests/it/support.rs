@@ -38,6 +38,7 @@ pub fn fast() -> Settings {
         retry_max: Duration::from_secs(2),
         poll_interval: Duration::from_millis(30),
         unmapped_interval: Duration::from_millis(300),
+        redrive_interval: Duration::from_millis(200),
         jobs_interval: Duration::from_millis(200),
         content_interval: None,
         ..Settings::default()
