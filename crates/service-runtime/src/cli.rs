@@ -114,15 +114,40 @@ fn config_error(service: &str, e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Serves `router` until `shutdown` fires, then lets in-flight requests finish.
+/// How long the HTTP server keeps serving after `shutdown` fires, answering with `Connection: close`, before it
+/// stops accepting: clients that reuse pooled keep-alive connections learn to reconnect from a response instead of
+/// racing the server's close of an idle connection (the request they just sent would be lost in that race).
+pub const HTTP_DRAIN: Duration = Duration::from_millis(500);
+
+/// Serves `router` until `shutdown` fires, drains for [`HTTP_DRAIN`], then lets in-flight requests finish.
 pub async fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let router = router.layer(axum::middleware::from_fn(crate::health::track_requests));
+    let draining = shutdown.clone();
+    let router = router
+        .layer(axum::middleware::from_fn(crate::health::track_requests))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let draining = draining.clone();
+                async move {
+                    let mut resp = next.run(req).await;
+                    if draining.is_cancelled() {
+                        resp.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    resp
+                }
+            },
+        ));
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(HTTP_DRAIN).await;
+        })
         .await
 }
 
@@ -191,3 +216,40 @@ pub const PUBSUB_VARS: &[(&str, &str)] = &[
         "host:port of the Pub/Sub emulator; set = no credentials",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(addr: std::net::SocketAddr) -> Option<reqwest::Response> {
+        reqwest::get(format!("http://{addr}/")).await.ok()
+    }
+
+    #[tokio::test]
+    async fn after_shutdown_the_server_answers_with_connection_close_then_stops_accepting() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let server = tokio::spawn(serve_http(listener, router, shutdown.clone()));
+
+        let before = get(addr).await.expect("served");
+        assert_eq!(before.status(), 200);
+        assert!(
+            before.headers().get("connection").is_none(),
+            "keep-alive before shutdown"
+        );
+
+        shutdown.cancel();
+        let draining = get(addr).await.expect("still served while draining");
+        assert_eq!(draining.status(), 200);
+        assert_eq!(draining.headers()["connection"], "close");
+
+        tokio::time::timeout(HTTP_DRAIN * 4, server)
+            .await
+            .expect("stops after the drain")
+            .unwrap()
+            .unwrap();
+        assert!(get(addr).await.is_none(), "no longer accepting");
+    }
+}

@@ -132,6 +132,20 @@ fn run(cmd: &mut Command) -> bool {
     cmd.status().is_ok_and(|s| s.success())
 }
 
+/// A command that starts a server daemon with no inherited file descriptors beyond stdio: a daemon must not
+/// keep, say, a lock file that a developer's `flock` holds around the test run.
+fn daemon(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        r#"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null; done; exec "$@""#,
+        "daemon",
+        program,
+    ])
+    .args(args);
+    cmd
+}
+
 fn listening(addr: &str) -> bool {
     std::net::TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_millis(200)).is_ok()
 }
@@ -177,7 +191,10 @@ pub fn stop_postgres() {
 /// Starts the machine's PostgreSQL server again and waits until it accepts connections. Blocking.
 pub fn start_postgres() {
     let cluster = pg_cluster();
-    let _ = run(Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &cluster, "main", "start"]));
+    let _ = run(&mut daemon(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &cluster, "main", "start"],
+    ));
     wait_until(
         "PostgreSQL accepting connections",
         Duration::from_secs(30),
@@ -198,18 +215,21 @@ pub fn stop_redis() {
 pub fn start_redis() {
     if !listening("127.0.0.1:6379") {
         assert!(
-            run(Command::new("redis-server").args([
-                "--daemonize",
-                "yes",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "6379",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])),
+            run(&mut daemon(
+                "redis-server",
+                &[
+                    "--daemonize",
+                    "yes",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "6379",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no"
+                ]
+            )),
             "redis-server failed to start"
         );
     }

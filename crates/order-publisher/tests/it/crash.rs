@@ -3,14 +3,13 @@
 //! wire only ever repeat the same order's idempotency key.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shopee_sandbox::SeedOrder;
-use test_support::{Proc, free_port, wait_for_status};
+use test_support::{free_port, wait_for_status};
 
-use crate::e2e::{ITEM, SKU, Stack};
+use crate::stack::{ITEM, SKU, Stack, gateway_exe, spawn};
 
 /// `make test` runs a bounded variant; the full R1 is on demand:
 /// `R1_ORDERS=2000 R1_KILLS=20 cargo test -p order-publisher --test it crash -- --nocapture`.
@@ -19,38 +18,6 @@ fn setting(var: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-pub fn gateway_exe() -> PathBuf {
-    let publisher = PathBuf::from(env!("CARGO_BIN_EXE_order-publisher"));
-    let gateway = publisher.with_file_name("webhook-gateway");
-    // The gateway binary belongs to another package: make sure it is built and current.
-    let target_dir = publisher
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf();
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "webhook-gateway",
-            "--bin",
-            "webhook-gateway",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .status()
-        .expect("cargo build webhook-gateway");
-    assert!(status.success(), "building webhook-gateway failed");
-    gateway
-}
-
-fn spawn(exe: &str, env: &[(String, String)], port: u16) -> Proc {
-    let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    env.push(("HTTP_ADDR", format!("127.0.0.1:{port}")));
-    env.push(("RUST_LOG", "error".into()));
-    Proc::spawn(exe, &[], &env)
 }
 
 #[tokio::test(flavor = "multi_thread")]

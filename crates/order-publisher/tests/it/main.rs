@@ -1,5 +1,8 @@
 //! Integration tests for order-publisher, against the real binary, PostgreSQL, Redis and the Pub/Sub emulator.
 
+#[path = "../common/stack.rs"]
+mod stack;
+
 mod crash;
 mod e2e;
 mod tracing;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use shopee_sandbox::SeedOrder;
 use test_support::{Proc, free_port, wait_for_status};
 
-use crate::e2e::{ITEM, SKU, Stack};
+use crate::stack::{ITEM, SKU, Stack};
 
 fn trace_id(traceparent: &str) -> &str {
     traceparent.split('-').nth(1).unwrap_or_default()
@@ -14,7 +14,7 @@ fn trace_id(traceparent: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_push_trace_reaches_the_new_order_attributes() {
-    let gateway_exe = crate::crash::gateway_exe();
+    let gateway_exe = crate::stack::gateway_exe();
     let (gw_port, pub_port) = (free_port(), free_port());
     let stack = Stack::without_gateway(3600, gw_port).await;
     stack.map(SKU, ITEM).await;
