@@ -3,7 +3,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/seller-backend/target
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench services build fmt
+.PHONY: help run test lint bench chaos services build fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
@@ -11,7 +11,7 @@ help: ## List the targets
 run: ## The whole system locally against the Shopee sandbox (Ctrl-C stops it all)
 	cargo xtask run
 
-test: ## fmt + clippy -D warnings + every test, starting PostgreSQL, Redis and the Pub/Sub emulator as needed
+test: ## fmt + clippy -D warnings + every test + the short chaos profile, starting what the tests need
 	cargo xtask test
 
 lint: ## fmt check + clippy -D warnings
@@ -19,6 +19,9 @@ lint: ## fmt check + clippy -D warnings
 
 bench: ## Benchmarks (release builds), printed and written to docs/benchmarks.md
 	cargo run --release --quiet --package xtask -- bench
+
+chaos: ## The reliability scenarios, full profile (quality-bar.md sizes; stops PostgreSQL and Redis for real)
+	cargo xtask chaos --full
 
 services: ## Start what the tests need and leave it running
 	cargo xtask services
