@@ -9,6 +9,9 @@
 //!   `drain_timeout`), their positions are committed, then they are released. Work that outlives the wait is left
 //!   uncommitted: the next owner replays it, which is harmless (forward-only state, "already there" at Shopee).
 //! - Stop: the same as revoking everything, then the consumer closes (leaving the group at once).
+//! - Start of an assignment: the committed offset is read, and the partition's first message must be that offset;
+//!   a fetch that begins past it is rewound ([`crate::offsets::Admit::Rewind`]) rather than let the position jump
+//!   over events nobody handled.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -172,15 +175,8 @@ impl ConsumerContext for Ctx {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let parts = partitions(tpl, &self.topic);
-                // Where each partition starts: messages fetched for an earlier assignment and delivered late
-                // (ahead of this) are dropped rather than let the position jump over unhandled events.
-                let committed = match consumer.committed_offsets((*tpl).clone(), Duration::from_secs(5)) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read committed offsets at assignment");
-                        TopicPartitionList::new()
-                    }
-                };
+                // Where each partition starts: its first message must be this offset (see `Offsets::admit`).
+                let committed = committed_offsets(consumer, tpl);
                 tracing::info!(partitions = ?parts, "partitions assigned");
                 let mut offsets = self.shared.lock();
                 for p in parts {
@@ -201,6 +197,19 @@ impl ConsumerContext for Ctx {
             tracing::warn!(error = %e, "offset commit failed");
         }
     }
+}
+
+/// The group's committed offsets of `tpl` (a few tries). Without them a fetch that begins past the committed
+/// offset cannot be told from one in sequence.
+fn committed_offsets(consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) -> TopicPartitionList {
+    for attempt in 1..=3 {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) => tracing::warn!(error = %e, attempt, "cannot read committed offsets at assignment"),
+        }
+    }
+    tracing::error!("committed offsets unknown: this assignment starts wherever the client fetches from");
+    TopicPartitionList::new()
 }
 
 /// One Shopee (or unreadable) event on its way to a lane.
@@ -325,9 +334,17 @@ fn poll_loop(
             Some(Err(_)) => {}
             Some(Ok(msg)) => {
                 let (partition, offset) = (msg.partition(), msg.offset());
-                if shared.lock().admit(partition, offset) == Admit::Stale {
-                    stale += 1;
-                    continue;
+                let admit = shared.lock().admit(partition, offset);
+                match admit {
+                    Admit::Take => {}
+                    Admit::Drop => {
+                        stale += 1;
+                        continue;
+                    }
+                    Admit::Rewind(to) => {
+                        rewind(consumer, shared, topic, partition, offset, to);
+                        continue;
+                    }
                 }
                 let payload = msg.payload().unwrap_or_default();
                 match event::peek(payload) {
@@ -362,7 +379,10 @@ fn poll_loop(
                 skipped = 0;
             }
             if stale > 0 {
-                tracing::debug!(count = stale, "late messages of an earlier assignment dropped");
+                tracing::debug!(
+                    count = stale,
+                    "messages dropped: of a partition no longer ours, or below the committed offset"
+                );
                 metrics::counter!("delivery_kafka_stale_messages_total").increment(stale);
                 stale = 0;
             }
@@ -392,6 +412,24 @@ fn poll_loop(
     commit(consumer, topic, &positions, CommitMode::Sync);
     consumer.unsubscribe();
     tracing::info!(?positions, "delivery consumer stopped; offsets committed");
+}
+
+/// Seeks `partition` back to `to`: its first fetched message (`got`) lay past the committed offset.
+fn rewind(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str, partition: i32, got: i64, to: i64) {
+    match consumer.seek(topic, partition, Offset::Offset(to), Duration::from_secs(5)) {
+        Ok(()) => {
+            shared.lock().rewound(partition, to);
+            tracing::info!(
+                partition,
+                got,
+                seek = to,
+                "the fetch began past the committed offset; rewinding"
+            );
+            metrics::counter!("delivery_kafka_rewinds_total").increment(1);
+        }
+        // The next message of the partition asks again.
+        Err(e) => tracing::warn!(error = %e, partition, "cannot rewind the partition"),
+    }
 }
 
 async fn lane(

@@ -8,9 +8,15 @@
 //! Each assignment of a partition gets a new *epoch*. When a partition is revoked it first stops starting new work
 //! ([`Offsets::begin_revoke`]), its running work is waited for, its position is committed and it is removed; a late
 //! completion from an older epoch is ignored, so it can never move a newer owner's position.
+//!
+//! An assignment starts at the group's committed offset, which usually lies inside a record batch (positions are
+//! committed per event). Kafka answers a fetch from there with the batch that contains it; a broker that answers
+//! with the *next* batch instead (tansu 0.6 does) would make the consumer skip the rest of that batch. So the
+//! first message of an assignment must be the committed offset itself: when it lies past it, the partition is
+//! rewound ([`Admit::Rewind`]) further and further back until the committed offset comes in (what lies below it
+//! is dropped, it was done), or until a fetch from offset 0 shows the events in between are really not in the log.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
 
 /// One fetched event's claim on its offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +31,16 @@ pub struct Ticket {
 pub enum Admit {
     /// Next in sequence (or a replay from an earlier offset): handle it.
     Take,
-    /// The partition is not ours (any more): drop it, its owner handles it.
-    Stale,
+    /// Drop it: the partition is not ours (any more), its owner handles it; or, while rewinding, it lies below
+    /// the committed offset (done already).
+    Drop,
+    /// The assignment's first message lies past the committed offset: drop it, seek the partition to this
+    /// offset, and confirm with [`Offsets::rewound`].
+    Rewind(i64),
 }
 
-/// How long after an assignment a jump ahead of the committed offset is reported (later ones are real gaps).
-const STALE_WINDOW: Duration = Duration::from_secs(3);
+/// How far below the committed offset the first rewind seeks; each further one seeks four times as far.
+pub const FIRST_REWIND: i64 = 256;
 
 #[derive(Debug)]
 struct Part {
@@ -39,9 +49,12 @@ struct Part {
     running: u32,
     /// The next offset expected in sequence: the committed offset at assignment, then one past the last taken.
     next: Option<i64>,
-    /// Whether a message in sequence was seen in this assignment.
+    /// Whether the committed offset (or a message before it) came in: from then on offsets are in sequence.
     in_sequence: bool,
-    assigned_at: Instant,
+    /// The offset the last rewind of this assignment sought to.
+    rewound_to: Option<i64>,
+    /// Whether a message below the committed offset came in after a rewind (the fetch is now in front of it).
+    below_seen: bool,
     committed: Option<i64>,
     revoking: bool,
 }
@@ -75,7 +88,8 @@ impl Offsets {
                 running: 0,
                 next: committed,
                 in_sequence: committed.is_none(),
-                assigned_at: Instant::now(),
+                rewound_to: None,
+                below_seen: false,
                 committed: None,
                 revoking: false,
             },
@@ -88,36 +102,70 @@ impl Offsets {
         v
     }
 
-    /// Decides whether a fetched message is handled. Offsets normally arrive in sequence; a replay (an offset
-    /// below the expected one) restarts the sequence there, so the position never passes a replayed message.
+    /// Decides whether a fetched message is handled. The first message of an assignment must be its committed
+    /// offset (see the module doc); later, offsets normally arrive in sequence, and a replay (an offset below the
+    /// expected one) restarts the sequence there, so the position never passes a replayed message.
     pub fn admit(&mut self, partition: i32, offset: i64) -> Admit {
         let Some(p) = self.parts.get_mut(&partition) else {
-            return Admit::Stale;
+            return Admit::Drop;
         };
-        match p.next {
-            // Seen with tansu after rebalances (not with the mock cluster): an assignment that starts past the
-            // committed offset. Handled, and reported: the events in between were not seen by this replica.
-            Some(n) if offset > n && !p.in_sequence && p.assigned_at.elapsed() < STALE_WINDOW => {
-                tracing::warn!(
-                    partition,
-                    committed = n,
-                    got = offset,
-                    "assignment starts past the committed offset"
-                );
-                metrics::counter!("delivery_kafka_offset_jumps_total").increment(1);
+        let start = match p.next {
+            Some(start) if !p.in_sequence => start,
+            next => {
+                if let Some(n) = next
+                    && offset < n
+                {
+                    tracing::info!(
+                        partition,
+                        expected = n,
+                        got = offset,
+                        "the client replays from an earlier offset"
+                    );
+                }
+                return Admit::Take;
             }
-            Some(n) if offset < n => {
-                tracing::info!(
-                    partition,
-                    expected = n,
-                    got = offset,
-                    "the client replays from an earlier offset"
-                );
-            }
-            _ => {}
+        };
+        if offset < start && p.rewound_to.is_some() {
+            // In front of the committed offset now: what comes before it was done already.
+            p.below_seen = true;
+            return Admit::Drop;
+        }
+        if offset > start && !p.below_seen && p.rewound_to != Some(0) {
+            let back = p
+                .rewound_to
+                .map_or(FIRST_REWIND, |r| (start - r).saturating_mul(4));
+            return Admit::Rewind(start.saturating_sub(back).max(0));
+        }
+        if offset > start {
+            // Even a fetch from in front of it skips from below the committed offset to here: these offsets
+            // are not in the log (compacted, deleted, transaction markers).
+            tracing::warn!(
+                partition,
+                committed = start,
+                got = offset,
+                "the log has no events between the committed offset and this one"
+            );
+            metrics::counter!("delivery_kafka_offset_gaps_total").increment(1);
+        } else if offset < start {
+            tracing::info!(
+                partition,
+                expected = start,
+                got = offset,
+                "the client replays from before the committed offset"
+            );
+        } else if p.rewound_to.is_some() {
+            tracing::info!(partition, committed = start, "rewound to the committed offset");
         }
         p.in_sequence = true;
         Admit::Take
+    }
+
+    /// The partition was sought to `offset` after [`Admit::Rewind`].
+    pub fn rewound(&mut self, partition: i32, offset: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.rewound_to = Some(offset);
+            p.below_seen = false;
+        }
     }
 
     /// An event that needed no work (another channel): done at once.
@@ -305,7 +353,7 @@ mod tests {
     fn replays_pull_the_position_back() {
         let mut o = Offsets::default();
         o.assign(0, Some(160));
-        assert_eq!(o.admit(7, 1), Admit::Stale, "not ours");
+        assert_eq!(o.admit(7, 1), Admit::Drop, "not ours");
         assert_eq!(
             o.position(0),
             Some(160),
@@ -330,6 +378,64 @@ mod tests {
         assert_eq!(o.position(0), Some(166), "never past the replayed stream");
         o.finish(&running, true);
         assert_eq!(o.position(0), Some(166));
+    }
+
+    /// tansu 0.6 answers a fetch from inside a record batch with the next batch: the first message comes past
+    /// the committed offset. The partition is rewound until the committed offset itself comes in.
+    #[test]
+    fn a_fetch_past_the_committed_offset_is_rewound() {
+        let mut o = Offsets::default();
+        o.assign(0, Some(10_000));
+        assert_eq!(o.admit(0, 10_100), Admit::Rewind(10_000 - FIRST_REWIND));
+        assert_eq!(o.position(0), Some(10_000), "nothing taken, nothing moved");
+        o.rewound(0, 10_000 - FIRST_REWIND);
+        // The rewind landed inside a batch too: further back, four times as far.
+        assert_eq!(o.admit(0, 10_100), Admit::Rewind(10_000 - 4 * FIRST_REWIND));
+        o.rewound(0, 10_000 - 4 * FIRST_REWIND);
+        // In front of the committed offset: what lies below it was done.
+        assert_eq!(o.admit(0, 9_500), Admit::Drop);
+        assert_eq!(o.admit(0, 9_999), Admit::Drop);
+        assert_eq!(o.admit(0, 10_000), Admit::Take);
+        let t = o.begin(0, 10_000).unwrap();
+        assert_eq!(o.admit(0, 10_001), Admit::Take);
+        o.skipped(0, 10_001);
+        assert!(o.start(&t));
+        o.finish(&t, true);
+        assert_eq!(o.position(0), Some(10_002));
+        // Rewinds never seek below offset 0.
+        o.assign(1, Some(100));
+        assert_eq!(o.admit(1, 120), Admit::Rewind(0));
+    }
+
+    #[test]
+    fn a_real_gap_is_accepted_once_a_fetch_from_before_it_shows_it() {
+        // Events below the committed offset came in, then the next one lies past it: nothing is missing.
+        let mut o = Offsets::default();
+        o.assign(0, Some(50));
+        assert_eq!(o.admit(0, 60), Admit::Rewind(0));
+        o.rewound(0, 0);
+        assert_eq!(o.admit(0, 49), Admit::Drop);
+        assert_eq!(o.admit(0, 60), Admit::Take);
+        o.skipped(0, 60);
+        assert_eq!(o.position(0), Some(61));
+        // Even a fetch from offset 0 begins past the committed offset: the log starts later.
+        o.assign(1, Some(500));
+        assert_eq!(o.admit(1, 700), Admit::Rewind(244));
+        o.rewound(1, 244);
+        assert_eq!(o.admit(1, 700), Admit::Rewind(0));
+        o.rewound(1, 0);
+        assert_eq!(o.admit(1, 700), Admit::Take);
+    }
+
+    #[test]
+    fn a_failed_seek_is_asked_for_again() {
+        let mut o = Offsets::default();
+        o.assign(0, Some(10));
+        assert_eq!(o.admit(0, 20), Admit::Rewind(0));
+        // No `rewound`: the seek failed; the next message asks again rather than take the jump.
+        assert_eq!(o.admit(0, 21), Admit::Rewind(0));
+        o.rewound(0, 0);
+        assert_eq!(o.admit(0, 10), Admit::Take);
     }
 
     proptest! {

@@ -277,6 +277,43 @@ impl Env {
             })
             .collect()
     }
+
+    /// Commits `offset` of `partition` for `group`, as a replica that stopped there would have.
+    pub fn commit(&self, group: &str, partition: i32, offset: i64) {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+            .unwrap();
+        c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
+    }
+
+    /// The offset of the first message a plain consumer gets when it fetches `partition` from `offset` (what the
+    /// broker answers; `None` when nothing came within 10 s).
+    pub fn first_fetched_from(&self, partition: i32, offset: i64) -> Option<i64> {
+        use rdkafka::Message as _;
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "probe")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                return Some(m.offset());
+            }
+        }
+        None
+    }
 }
 
 pub struct Running {
