@@ -179,8 +179,8 @@ impl fmt::Debug for TokenStore {
 
 const SELECT_PAIR: &str = "SELECT access_token_enc, refresh_token_enc, access_expires_at, refresh_expires_at, generation \
      FROM shop_tokens WHERE shop_id = $1";
-const SELECT_PAIR_FOR_UPDATE: &str = "SELECT access_token_enc, refresh_token_enc, access_expires_at, refresh_expires_at, generation \
-     FROM shop_tokens WHERE shop_id = $1 FOR UPDATE";
+const SELECT_PAIR_FOR_UPDATE: &str = "SELECT access_token_enc, refresh_token_enc, access_expires_at, refresh_expires_at, generation, \
+     refresh_refused_generation, refresh_refused_reason FROM shop_tokens WHERE shop_id = $1 FOR UPDATE";
 
 impl TokenStore {
     /// `key`: the 32-byte `TOKEN_ENCRYPTION_KEY`.
@@ -304,7 +304,36 @@ impl TokenStore {
             tx.commit().await.map_err(storage)?;
             return Ok(current);
         }
-        let new = refresh(current.refresh_token.clone()).await?;
+        let refused_generation: Option<i64> = row.try_get("refresh_refused_generation").map_err(storage)?;
+        if refused_generation == Some(current.generation) {
+            // Shopee already refused this refresh token: asking again can only fail the same way.
+            let reason: Option<String> = row.try_get("refresh_refused_reason").map_err(storage)?;
+            return Err(Error::Auth {
+                api: "/api/v2/auth/access_token/get",
+                shop_id: Some(shop_id),
+                code: "refresh_token_refused".into(),
+                message: reason.unwrap_or_default(),
+                request_id: "-".into(),
+            });
+        }
+        let new = match refresh(current.refresh_token.clone()).await {
+            Ok(new) => new,
+            Err(e @ Error::Auth { .. }) => {
+                sqlx::query(
+                    "UPDATE shop_tokens SET refresh_refused_generation = generation, refresh_refused_reason = $2 \
+                     WHERE shop_id = $1",
+                )
+                .bind(shop_id.as_i64())
+                .bind(e.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+                tx.commit().await.map_err(storage)?;
+                tracing::error!(shop.id = %shop_id, error = %e, "Shopee refused the refresh token; the shop needs a new authorization");
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let now = Utc::now();
         let (access_expires_at, refresh_expires_at) = expiries(now, new.expire_in);
         let access_enc = self.cipher.encrypt(shop_id, "access_token", &new.access_token)?;
@@ -450,10 +479,16 @@ impl TokenManager {
             *cached = Some(loaded.clone());
             return Ok(loaded);
         }
-        let pair = self
+        let pair = match self
             .store
             .refresh_locked(shop_id, |p| !p.is_fresh(Utc::now(), ahead), refresh)
-            .await?;
+            .await
+        {
+            Ok(pair) => pair,
+            // The early refresh was refused, but the access token still works until it expires: use it.
+            Err(Error::Auth { .. }) if loaded.access_expires_at > Utc::now() => loaded,
+            Err(e) => return Err(e),
+        };
         *cached = Some(pair.clone());
         Ok(pair)
     }

@@ -99,6 +99,48 @@ async fn a_token_refused_after_refresh_fails_as_auth() {
     assert_eq!(env.entries(ORDER_LIST).len(), 2);
 }
 
+/// Shopee refuses the refresh token (spent by a process that died before storing the rotated pair, or revoked):
+/// it is offered once across callers and replicas, every caller fails as `Auth` at once, and a new authorization
+/// lifts the mark. (Found by chaos R13: each waiting caller used to retry the spent token.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_refresh_token_is_not_offered_again_until_a_new_authorization() {
+    let env = Env::new().await;
+    let a = env.client().await;
+    let b = env.client().await;
+    env.authorized(&a, SHOP, 0).await;
+    env.sandbox
+        .inject_fault(Fault::error(400, "error_param", "Invalid refresh_token.").api(REFRESH));
+
+    let calls = (0..20).map(|i| {
+        let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { client.get_order_list(shop(), &list_req()).await }
+    });
+    for r in join_all(calls.map(tokio::spawn)).await {
+        let err = r.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(err.to_string().contains("authorize the app again"), "{err}");
+    }
+    assert_eq!(
+        env.entries(REFRESH).len(),
+        1,
+        "the refused refresh token is offered once"
+    );
+    assert!(
+        env.entries(ORDER_LIST).is_empty(),
+        "no call with an expired token"
+    );
+
+    env.sandbox.clear_faults();
+    env.authorized(&a, SHOP, 4 * 3600).await;
+    a.get_order_list(shop(), &list_req()).await.unwrap();
+    b.get_order_list(shop(), &list_req()).await.unwrap();
+    assert_eq!(
+        env.entries(REFRESH).len(),
+        1,
+        "a fresh authorization needs no refresh"
+    );
+}
+
 /// A shop without tokens is `NotAuthorized`, without any call to Shopee.
 #[tokio::test]
 async fn a_shop_without_tokens_makes_no_call() {
