@@ -56,10 +56,10 @@ pub async fn begin(pool: &PgPool, scope: &str, key: &str, hash: &str) -> Result<
         Option<i64>,
         Option<i32>,
         Option<Value>,
-        bool,
+        Option<f64>,
     ) = sqlx::query_as(
         "SELECT request_hash, campaign_id, response_status, response_body,
-                    COALESCE(locked_until > now(), false)
+                    CASE WHEN locked_until > now() THEN EXTRACT(EPOCH FROM locked_until - now())::float8 END
              FROM idempotency_keys WHERE scope = $1 AND key = $2 FOR UPDATE",
     )
     .bind(scope)
@@ -77,10 +77,12 @@ pub async fn begin(pool: &PgPool, scope: &str, key: &str, hash: &str) -> Result<
             body,
         });
     }
-    if leased {
-        return Err(ApiError::Conflict(
-            "a request with this Idempotency-Key is still being processed; retry in a few seconds".into(),
-        ));
+    if let Some(left) = leased {
+        return Err(ApiError::Conflict(format!(
+            "a request with this Idempotency-Key is still being processed; retry in a few seconds (if that request \
+             stopped, its lease lets a retry take over in at most {} s)",
+            left.ceil()
+        )));
     }
     sqlx::query(
         "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $3)

@@ -368,9 +368,13 @@ async fn r15_a_creation_interrupted_mid_way_is_resumed_by_the_retry() {
             .expect("row");
     assert_eq!(state, "discount_created");
     assert!(discount.is_some(), "discount_id persisted before adding items");
-    // While the first request's lease holds, a retry is told to wait.
-    let (status, _) = create(&api, &body, Some("r15-c")).await;
+    // While the first request's lease holds, a retry is told to wait, and for how long at most.
+    let (status, waiting) = create(&api, &body, Some("r15-c")).await;
     assert_eq!(status, 409);
+    assert!(
+        waiting.to_string().contains("take over in at most 1"),
+        "{waiting}"
+    );
     sqlx::query("UPDATE idempotency_keys SET locked_until = now() - interval '1 second'")
         .execute(&api.db.pool)
         .await
