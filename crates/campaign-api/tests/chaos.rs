@@ -623,6 +623,7 @@ async fn r13_access_token_expiry_under_concurrent_callers_refreshes_once_per_sho
     // pair but before the process stored it: token.rs documents this window as a known limit (the spent refresh
     // token cannot be used again; the seller must authorize again), so it is measured, not required.
     let mut killed_mid_refresh = None;
+    let mut lost_rotation_max_refreshes = None;
     let mut full_counts = Vec::new();
     if profile == Profile::Full {
         let (pid, cut, rotated, recovered) = kill_mid_refresh(&mut s, &shops, &callers, false).await;
@@ -645,7 +646,8 @@ async fn r13_access_token_expiry_under_concurrent_callers_refreshes_once_per_sho
         report.did(format!(
             "known limit (measured): SIGKILL campaign-api (pid {pid}) after Shopee received both refresh calls; \
              Shopee completed {rotated} rotations for the dead process; started again, {} callers: refresh calls \
-             per shop {:?} (every caller tries the spent refresh token), refresh errors {}, failed callers {}{}",
+             per shop {:?} (the spent refresh token is offered once, then callers fail fast), refresh errors {}, \
+             failed callers {}{}",
             callers.len(),
             lost.refreshes.values().collect::<Vec<_>>(),
             lost.refresh_errors,
@@ -658,6 +660,7 @@ async fn r13_access_token_expiry_under_concurrent_callers_refreshes_once_per_sho
             lost.refreshes.values().sum(),
         ));
         full_counts.push(("failed callers after a lost rotation", lost.failed));
+        lost_rotation_max_refreshes = lost.refreshes.values().copied().max();
         killed_mid_refresh = Some(recovered);
     }
 
@@ -702,6 +705,13 @@ async fn r13_access_token_expiry_under_concurrent_callers_refreshes_once_per_sho
         "after SIGKILL and restart the stored pair works: 0 refresh calls, 0 rejected calls, 0 failed callers",
         restart_refreshes == 0 && restart_rejected == 0 && after_restart.all_answered(),
     );
+    if let Some(max) = lost_rotation_max_refreshes {
+        report.check(
+            "after a lost rotation the spent refresh token is offered at most once per shop (no refresh storm; \
+             the shop waits for a new authorization)",
+            max <= 1,
+        );
+    }
     if let Some(r) = killed_mid_refresh {
         report.check(
             "SIGKILL mid-refresh: the restarted process recovers with 1 refresh per shop, 0 refresh errors, every \
