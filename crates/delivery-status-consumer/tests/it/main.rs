@@ -6,6 +6,7 @@ mod flows;
 mod mock;
 mod reliability;
 mod support;
+mod workload;
 
 mod contract {
     use test_support::contract::{Contract, check};

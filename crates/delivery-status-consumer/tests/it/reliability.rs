@@ -5,160 +5,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use delivery_status_consumer::event::{self, Parsed};
-use delivery_status_consumer::process::furthest;
-use domain::delivery::DeliveryState;
-use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 use test_support::kafka::TansuBroker;
 use test_support::{Proc, free_port, wait_for_status};
 
 use crate::support::*;
+use crate::workload::*;
 
 const TOPIC: &str = "deliveries.out";
-
-/// Scenarios an order may go through (before shuffling and duplicating).
-fn scenario(i: usize, sn: &str, ordr: &str) -> Vec<Value> {
-    let e = |t: &str| event(t, sn, ordr);
-    match i % 6 {
-        0 => vec![
-            e("delivery.ready"),
-            e("delivery.on_the_way"),
-            e("delivery.delivered"),
-        ],
-        1 => vec![
-            e("delivery.ready"),
-            e("delivery.on_the_way"),
-            canceled(sn, ordr, Some("buyer_unreachable")),
-        ],
-        2 => vec![
-            e("delivery.ready"),
-            canceled(sn, ordr, Some("buyer_unresponsive")),
-        ],
-        3 => vec![e("delivery.on_the_way"), e("delivery.delivered")],
-        4 => vec![e("delivery.ready"), e("delivery.on_the_way")],
-        _ => vec![
-            e("delivery.ready"),
-            e("delivery.on_the_way"),
-            e("delivery.delivered"),
-            canceled(sn, ordr, None),
-        ],
-    }
-}
-
-fn domain_event(v: &Value) -> domain::delivery::DeliveryEvent {
-    match event::parse(&serde_json::to_vec(v).unwrap()).unwrap() {
-        Parsed::Shopee(e) => e.event,
-        Parsed::OtherChannel => unreachable!(),
-    }
-}
-
-/// The state Shopee's logistics status stands for.
-fn shopee_state(v: &shopee_sandbox::OrderView) -> &'static str {
-    match (v.logistics_status.as_str(), v.order.order_status.as_str()) {
-        (_, "CANCELLED") if v.cancel_reason.is_some() => "cancelled",
-        ("LOGISTICS_DELIVERY_FAILED", _) => "delivery_failed",
-        ("LOGISTICS_DELIVERY_DONE", _) => "delivered",
-        ("LOGISTICS_PICKUP_DONE", _) => "picked_up",
-        ("LOGISTICS_REQUEST_CREATED", _) => "arranged",
-        _ => "ready_to_ship",
-    }
-}
-
-/// The steps (Shopee calls that change state) the events lead to from ready_to_ship, in order.
-fn steps_for(events: &[domain::delivery::DeliveryEvent]) -> usize {
-    let mut state = DeliveryState::ReadyToShip;
-    let mut n = 0;
-    for e in events {
-        for step in domain::delivery::plan(state, e) {
-            state = step.target();
-            n += 1;
-        }
-    }
-    n
-}
-
-struct Workload {
-    /// In send order.
-    events: Vec<(String, Value)>,
-    expected: HashMap<String, &'static str>,
-    /// State-changing Shopee calls each order needs.
-    steps: HashMap<String, usize>,
-    orders: Vec<String>,
-    shopee_events: usize,
-}
-
-/// `orders` orders through the scenarios, each order's events shuffled, 20% duplicated, all orders interleaved,
-/// plus `noise` events of other channels.
-fn workload(prefix: &str, orders: usize, noise: usize, seed: u64) -> Workload {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut per_order: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut expected = HashMap::new();
-    let mut steps = HashMap::new();
-    for i in 0..orders {
-        let sn = format!("{prefix}{i:06}");
-        let ordr = format!("ORDR-{sn}");
-        let mut evs = scenario(i, &sn, &ordr);
-        let dups: Vec<Value> = evs.iter().filter(|_| rng.random_bool(0.2)).cloned().collect();
-        evs.extend(dups);
-        evs.shuffle(&mut rng);
-        let domain_events: Vec<_> = evs.iter().map(domain_event).collect();
-        expected.insert(
-            sn.clone(),
-            furthest(DeliveryState::ReadyToShip, &domain_events).as_str(),
-        );
-        steps.insert(sn.clone(), steps_for(&domain_events));
-        per_order.push((ordr, evs));
-    }
-    let orders_sn: Vec<String> = (0..orders).map(|i| format!("{prefix}{i:06}")).collect();
-    // Interleave: repeatedly take the next event of a random order (each order's own order is kept).
-    let mut cursors: Vec<(String, std::vec::IntoIter<Value>)> =
-        per_order.into_iter().map(|(k, v)| (k, v.into_iter())).collect();
-    let mut events = Vec::new();
-    while !cursors.is_empty() {
-        let i = rng.random_range(0..cursors.len());
-        match cursors[i].1.next() {
-            Some(v) => events.push((cursors[i].0.clone(), v)),
-            None => {
-                cursors.swap_remove(i);
-            }
-        }
-    }
-    let shopee_events = events.len();
-    for n in 0..noise {
-        let at = rng.random_range(0..=events.len());
-        events.insert(at, (format!("ORDR-X{n}"), other_channel(n)));
-    }
-    Workload {
-        events,
-        expected,
-        steps,
-        orders: orders_sn,
-        shopee_events,
-    }
-}
-
-/// Per order, Shopee calls that changed its state, and calls Shopee refused.
-fn journal_by_order(env: &Env) -> (HashMap<String, usize>, HashMap<String, usize>) {
-    let mut changed = HashMap::new();
-    let mut refused = HashMap::new();
-    for j in env.sandbox.journal() {
-        if ![SHIP_ORDER, UPDATE_TRACKING_STATUS, CANCEL_ORDER].contains(&j.api.as_str()) {
-            continue;
-        }
-        let Some(sn) = j.request.get("order_sn").and_then(Value::as_str) else {
-            continue;
-        };
-        let map = if j.error.is_empty() {
-            &mut changed
-        } else {
-            &mut refused
-        };
-        *map.entry(sn.to_owned()).or_insert(0) += 1;
-    }
-    (changed, refused)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r5_shuffled_events_never_move_an_order_backwards() {
@@ -389,14 +243,20 @@ async fn r9_three_consumers_one_killed_repeatedly_no_event_without_effect() {
             "{sn}: a state change is never applied twice"
         );
     }
+    assert_eq!(events_without_effect(&w, &env.states().await), 0);
+    let calls = shopee_calls(&env);
     println!(
         "R9: {} events ({} Shopee, {} orders), {kills} SIGKILLs; all applied {took:?} after the first send \
-         ({applied:?} after the last); duplicate Shopee calls refused as already done: {refused_total}; \
-         committed vs end per partition: {committed:?}",
+         ({applied:?} after the last); Shopee calls: {calls:?}; committed vs end per partition: {committed:?}",
         w.events.len(),
         w.shopee_events,
         w.orders.len()
     );
+    assert_eq!(
+        calls.duplicates, refused_total,
+        "every refused call repeats a step already taken (a replay after a kill)"
+    );
+    assert_eq!(calls.regressions, 0, "no status regression sent to Shopee");
     for (done, end) in committed {
         assert_eq!(done, end);
     }
