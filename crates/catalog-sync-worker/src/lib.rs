@@ -110,9 +110,18 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let content_secs: u64 = env.or_default("CONTENT_SYNC_INTERVAL_SECS", "900")?;
+        let ack_secs: u64 = env.or_default("CATALOG_ACK_EXTENSION_SECS", "60")?;
+        if !(10..=600).contains(&ack_secs) {
+            return Err(ConfigError::Malformed {
+                var: "CATALOG_ACK_EXTENSION_SECS",
+                problem: format!("{ack_secs} is outside 10..=600 seconds (Pub/Sub's range)"),
+            });
+        }
         let settings = Settings {
             flush_window: Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?),
             flush_concurrency: env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?,
+            ack_extension: Duration::from_secs(ack_secs),
+            lease: Duration::from_secs(env.or_default("CATALOG_FLUSH_LEASE_SECS", "120")?),
             content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
             ..Settings::default()
         };
@@ -174,6 +183,14 @@ pub fn help() -> String {
         (
             "CATALOG_FLUSH_CONCURRENCY",
             "items sent to Shopee at once [default: 8]",
+        ),
+        (
+            "CATALOG_ACK_EXTENSION_SECS",
+            "Pub/Sub lease extension, 10..=600; messages held by a crashed worker come back after it [default: 60]",
+        ),
+        (
+            "CATALOG_FLUSH_LEASE_SECS",
+            "how long a claimed item stays with a flusher that died; longer than a Shopee call with its retries [default: 120]",
         ),
         (
             "CONTENT_SYNC_INTERVAL_SECS",
