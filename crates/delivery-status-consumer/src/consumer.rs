@@ -10,7 +10,8 @@
 //!   uncommitted: the next owner replays it, which is harmless (forward-only state, "already there" at Shopee).
 //! - Stop: the same as revoking everything, then the consumer closes (leaving the group at once).
 //! - Start of an assignment: the committed offset is read, and the partition's first message must be that offset;
-//!   a fetch that begins past it is rewound ([`crate::offsets::Admit::Rewind`]) rather than let the position jump
+//!   a fetch that begins past it, or brings nothing although the log goes further, is rewound
+//!   ([`crate::offsets::Admit::Rewind`], [`crate::offsets::Offsets::overdue`]) rather than let the position jump
 //!   over events nobody handled.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -142,18 +143,21 @@ fn commit<C: Consumer<X>, X: ConsumerContext>(
 
 impl ClientContext for Ctx {
     fn stats(&self, statistics: Statistics) {
-        let lag: i64 = statistics
-            .topics
-            .get(&self.topic)
-            .map(|t| {
-                t.partitions
-                    .values()
-                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
-                    .map(|p| p.consumer_lag)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let partitions = || topic.partitions.values().filter(|p| p.partition >= 0);
+        let lag: i64 = partitions()
+            .filter(|p| p.desired && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
         metrics::gauge!("delivery_consumer_lag", "topic" => self.topic.clone()).set(lag as f64);
+        // The end of each log as the fetch responses report it (tansu 0.6's ListOffsets answers the base offset
+        // of the last record batch + 1 instead, so it is not asked).
+        let mut offsets = self.shared.lock();
+        for p in partitions().filter(|p| p.hi_offset >= 0) {
+            offsets.high_watermark(p.partition, p.hi_offset);
+        }
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
@@ -267,7 +271,8 @@ pub fn start(
         // The rebalance timeout: how long the group waits for members to rejoin (they drain first).
         .set("max.poll.interval.ms", "60000")
         .set("allow.auto.create.topics", "false")
-        .set("statistics.interval.ms", "10000")
+        // Also how soon an assignment that gets nothing learns where its log ends (`Offsets::overdue`).
+        .set("statistics.interval.ms", "1000")
         .create_with_context(ctx)?;
     consumer.subscribe(&[&settings.topic])?;
 
@@ -342,7 +347,13 @@ fn poll_loop(
                         continue;
                     }
                     Admit::Rewind(to) => {
-                        rewind(consumer, shared, topic, partition, offset, to);
+                        tracing::info!(
+                            partition,
+                            got = offset,
+                            seek = to,
+                            "the fetch began past the committed offset; rewinding"
+                        );
+                        rewind(consumer, shared, topic, partition, to);
                         continue;
                     }
                 }
@@ -400,6 +411,7 @@ fn poll_loop(
             }
             let positions = shared.lock().to_commit(full);
             commit(consumer, topic, &positions, CommitMode::Async);
+            rewind_overdue(consumer, shared, topic);
             last_commit = Instant::now();
         }
     }
@@ -414,21 +426,30 @@ fn poll_loop(
     tracing::info!(?positions, "delivery consumer stopped; offsets committed");
 }
 
-/// Seeks `partition` back to `to`: its first fetched message (`got`) lay past the committed offset.
-fn rewind(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str, partition: i32, got: i64, to: i64) {
+/// Seeks `partition` back to `to`, in front of its committed offset (see `crate::offsets`).
+fn rewind(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str, partition: i32, to: i64) {
     match consumer.seek(topic, partition, Offset::Offset(to), Duration::from_secs(5)) {
         Ok(()) => {
             shared.lock().rewound(partition, to);
-            tracing::info!(
-                partition,
-                got,
-                seek = to,
-                "the fetch began past the committed offset; rewinding"
-            );
             metrics::counter!("delivery_kafka_rewinds_total").increment(1);
         }
-        // The next message of the partition asks again.
+        // The next message of the partition, or the next look, asks again.
         Err(e) => tracing::warn!(error = %e, partition, "cannot rewind the partition"),
+    }
+}
+
+/// Rewinds the partitions whose first message is overdue although their log goes past the committed offset.
+fn rewind_overdue(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str) {
+    let overdue = shared.lock().overdue(Instant::now());
+    for o in overdue {
+        tracing::info!(
+            partition = o.partition,
+            committed = o.committed,
+            high = o.high,
+            seek = o.rewind_to,
+            "nothing fetched although the log goes past the committed offset; rewinding"
+        );
+        rewind(consumer, shared, topic, o.partition, o.rewind_to);
     }
 }
 

@@ -15,8 +15,11 @@
 //! first message of an assignment must be the committed offset itself: when it lies past it, the partition is
 //! rewound ([`Admit::Rewind`]) further and further back until the committed offset comes in (what lies below it
 //! is dropped, it was done), or until a fetch from offset 0 shows the events in between are really not in the log.
+//! When that batch is the last one, such a broker answers with nothing at all: an assignment whose first message
+//! is [overdue](Offsets::overdue) while the log goes past the committed offset is rewound the same way.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 /// One fetched event's claim on its offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,23 @@ pub enum Admit {
 /// How far below the committed offset the first rewind seeks; each further one seeks four times as far.
 pub const FIRST_REWIND: i64 = 256;
 
+/// How long an assignment (or a rewind) waits for its first message before the end of the log is looked at.
+pub const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long after a look that found nothing to read the end of the log is looked at again.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+/// A partition whose first message is overdue although its log goes past the committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overdue {
+    pub partition: i32,
+    pub committed: i64,
+    /// The end of the log.
+    pub high: i64,
+    /// Where to seek.
+    pub rewind_to: i64,
+}
+
 #[derive(Debug)]
 struct Part {
     epoch: u64,
@@ -55,11 +75,23 @@ struct Part {
     rewound_to: Option<i64>,
     /// Whether a message below the committed offset came in after a rewind (the fetch is now in front of it).
     below_seen: bool,
+    /// When to look at the end of the log if the first message has not come by then.
+    look_at: Instant,
+    /// The end of the log (high watermark), as last reported.
+    high: Option<i64>,
     committed: Option<i64>,
     revoking: bool,
 }
 
 impl Part {
+    /// Where the next rewind seeks: [`FIRST_REWIND`] below `start`, then four times as far as the last one.
+    fn rewind_target(&self, start: i64) -> i64 {
+        let back = self
+            .rewound_to
+            .map_or(FIRST_REWIND, |r| (start - r).saturating_mul(4));
+        start.saturating_sub(back).max(0)
+    }
+
     /// Below every pending event and never past the sequence (after a replay, pending events may lie ahead).
     fn position(&self) -> Option<i64> {
         match (self.pending.first().copied(), self.next) {
@@ -90,6 +122,8 @@ impl Offsets {
                 in_sequence: committed.is_none(),
                 rewound_to: None,
                 below_seen: false,
+                look_at: Instant::now() + FIRST_MESSAGE_WAIT,
+                high: None,
                 committed: None,
                 revoking: false,
             },
@@ -131,10 +165,7 @@ impl Offsets {
             return Admit::Drop;
         }
         if offset > start && !p.below_seen && p.rewound_to != Some(0) {
-            let back = p
-                .rewound_to
-                .map_or(FIRST_REWIND, |r| (start - r).saturating_mul(4));
-            return Admit::Rewind(start.saturating_sub(back).max(0));
+            return Admit::Rewind(p.rewind_target(start));
         }
         if offset > start {
             // Even a fetch from in front of it skips from below the committed offset to here: these offsets
@@ -160,12 +191,44 @@ impl Offsets {
         Admit::Take
     }
 
-    /// The partition was sought to `offset` after [`Admit::Rewind`].
+    /// The partition was sought to `offset` after [`Admit::Rewind`] or an [`Overdue`].
     pub fn rewound(&mut self, partition: i32, offset: i64) {
         if let Some(p) = self.parts.get_mut(&partition) {
             p.rewound_to = Some(offset);
             p.below_seen = false;
+            p.look_at = Instant::now() + FIRST_MESSAGE_WAIT;
         }
+    }
+
+    /// The end of the partition's log (its high watermark), as the client last saw it.
+    pub fn high_watermark(&mut self, partition: i32, high: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.high = Some(high);
+        }
+    }
+
+    /// Partitions that started at a committed offset, got no message by their time to look (after the
+    /// assignment or the last rewind, [`FIRST_MESSAGE_WAIT`]; after a look, a while longer) and whose log goes
+    /// past the committed offset: the caller rewinds them.
+    pub fn overdue(&mut self, now: Instant) -> Vec<Overdue> {
+        let mut out = Vec::new();
+        for (&partition, p) in &mut self.parts {
+            let (Some(committed), Some(high)) = (p.next, p.high) else {
+                continue;
+            };
+            if p.in_sequence || p.below_seen || p.revoking || now < p.look_at || high <= committed {
+                continue;
+            }
+            p.look_at = now + LOOK_AGAIN;
+            out.push(Overdue {
+                partition,
+                committed,
+                high,
+                rewind_to: p.rewind_target(committed),
+            });
+        }
+        out.sort_unstable_by_key(|o| o.partition);
+        out
     }
 
     /// An event that needed no work (another channel): done at once.
@@ -436,6 +499,51 @@ mod tests {
         assert_eq!(o.admit(0, 21), Admit::Rewind(0));
         o.rewound(0, 0);
         assert_eq!(o.admit(0, 10), Admit::Take);
+    }
+
+    /// tansu 0.6 answers a fetch from inside the last record batch with nothing at all.
+    #[test]
+    fn an_assignment_that_gets_nothing_is_looked_at_and_rewound() {
+        let mut o = Offsets::default();
+        o.assign(0, Some(2));
+        o.assign(1, Some(700));
+        o.assign(2, None);
+        o.assign(3, Some(50));
+        for (p, high) in [(0, 120), (1, 900), (2, 10), (3, 50)] {
+            o.high_watermark(p, high);
+        }
+        let now = Instant::now();
+        assert_eq!(o.overdue(now), vec![], "not yet");
+        let later = now + FIRST_MESSAGE_WAIT + Duration::from_millis(1);
+        let overdue = |partition, committed, high, rewind_to| Overdue {
+            partition,
+            committed,
+            high,
+            rewind_to,
+        };
+        assert_eq!(
+            o.overdue(later),
+            vec![overdue(0, 2, 120, 0), overdue(1, 700, 900, 700 - FIRST_REWIND)],
+            "2 has no committed offset (it starts wherever the client does), 3 has nothing to read"
+        );
+        assert_eq!(o.overdue(later), vec![], "looked at just now");
+        assert_eq!(
+            o.overdue(later + LOOK_AGAIN).len(),
+            2,
+            "looked at again a while later"
+        );
+        // Partition 1's rewind also lands inside a batch with nothing after it: further back next time.
+        o.rewound(1, 700 - FIRST_REWIND);
+        let again = Instant::now() + FIRST_MESSAGE_WAIT + Duration::from_millis(1);
+        assert_eq!(o.overdue(again), vec![overdue(1, 700, 900, 0)]);
+        // The rewind of partition 0 worked: nothing overdue once the committed offset came in.
+        o.rewound(0, 0);
+        assert_eq!(o.admit(0, 0), Admit::Drop);
+        assert_eq!(o.admit(0, 2), Admit::Take);
+        assert!(o.overdue(again + LOOK_AGAIN).iter().all(|d| d.partition != 0));
+        // New events for partition 3: its log now goes past the committed offset.
+        o.high_watermark(3, 60);
+        assert_eq!(o.overdue(again + LOOK_AGAIN), vec![overdue(3, 50, 60, 0)]);
     }
 
     proptest! {

@@ -74,12 +74,24 @@ async fn r5_shuffled_events_never_move_an_order_backwards() {
 /// must take effect, and none below it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_assignment_starting_inside_a_record_batch_misses_nothing() {
+    mid_batch_start(30).await;
+}
+
+/// The same inside the last batch: tansu 0.6 then answers with nothing at all (until more events come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_assignment_starting_inside_the_last_record_batch_misses_nothing() {
+    mid_batch_start(90).await;
+}
+
+/// 120 events in two record batches (offsets 0..60 and 60..120), `committed` committed for the group, then the
+/// consumer starts: the events from `committed` on take effect, none below it.
+async fn mid_batch_start(committed: usize) {
     let broker = TansuBroker::start();
     broker.create_topic(TOPIC, 1);
     let env = Env::new(&broker.bootstrap(), TOPIC).await;
     let sns: Vec<String> = (0..120).map(|i| format!("MID{i:03}")).collect();
     env.seed_orders(&sns, None).await;
-    // Two record batches, offsets 0..60 and 60..120 (each `send` is one burst, one flush).
+    // Each `send` is one burst, one flush: one record batch.
     for half in sns.chunks(60) {
         let events: Vec<_> = half
             .iter()
@@ -93,15 +105,15 @@ async fn an_assignment_starting_inside_a_record_batch_misses_nothing() {
         env.send(&events).await;
     }
     let group = "g-mid-batch";
-    env.commit(group, 0, 30);
-    let broker_answer = tokio::task::block_in_place(|| env.first_fetched_from(0, 30));
+    env.commit(group, 0, committed as i64);
+    let broker_answer = tokio::task::block_in_place(|| env.first_fetched_from(0, committed as i64));
     let running = env.start(group);
     let took = wait_until(
         "every event from the committed offset on applied",
         Duration::from_secs(30),
         || async {
             let states = env.states().await;
-            sns[30..]
+            sns[committed..]
                 .iter()
                 .all(|sn| states.get(sn).map(String::as_str) == Some("arranged"))
         },
@@ -113,7 +125,7 @@ async fn an_assignment_starting_inside_a_record_batch_misses_nothing() {
     .await;
     running.stop().await;
     let states = env.states().await;
-    for sn in &sns[..30] {
+    for sn in &sns[..committed] {
         assert_eq!(
             states[sn], "ready_to_ship",
             "{sn} lies below the committed offset: done before"
@@ -125,11 +137,12 @@ async fn an_assignment_starting_inside_a_record_batch_misses_nothing() {
             .iter()
             .filter(|j| j.api == SHIP_ORDER)
             .count(),
-        90
+        120 - committed
     );
     println!(
-        "mid-batch start: a fetch from offset 30 begins at {broker_answer:?} on this broker; 90 events applied in \
-         {took:?}"
+        "start at {committed}, inside a record batch: a plain fetch from there begins at {broker_answer:?} on this \
+         broker; the {} events applied in {took:?}",
+        120 - committed
     );
 }
 

@@ -293,7 +293,7 @@ impl Env {
     }
 
     /// The offset of the first message a plain consumer gets when it fetches `partition` from `offset` (what the
-    /// broker answers; `None` when nothing came within 10 s).
+    /// broker answers; `None` when nothing came within 3 s).
     pub fn first_fetched_from(&self, partition: i32, offset: i64) -> Option<i64> {
         use rdkafka::Message as _;
         let c: BaseConsumer = ClientConfig::new()
@@ -306,7 +306,7 @@ impl Env {
         tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
             .unwrap();
         c.assign(&tpl).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
                 return Some(m.offset());
