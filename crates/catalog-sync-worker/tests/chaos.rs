@@ -785,6 +785,7 @@ async fn r8_redelivery_late_acks_sigkill_and_poison() {
     // had pulled is redelivered, and its acks come late. Then SIGKILL mid-stream, restart, for each next slice.
     let slices = kills + 2;
     let per = total.div_ceil(slices);
+    let gap = profile.pick(Duration::from_secs(4), Duration::from_secs(8));
     let mut starts = 1u64;
     let mut handled = 0u64;
     for (i, slice) in messages.chunks(per).enumerate() {
@@ -804,19 +805,25 @@ async fn r8_redelivery_late_acks_sigkill_and_poison() {
             worker.proc.signal("CONT");
             continue;
         }
-        stack.rig.publish(slice.to_vec()).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        if i <= kills {
+        // The slice flows in over `gap`; the worker is SIGKILLed half-way through it, restarted once it is in.
+        let publishing = publish_spread(&stack.rig, slice.to_vec(), gap, 8);
+        if i > kills {
+            publishing.await;
+            continue;
+        }
+        let killing = async {
+            tokio::time::sleep(gap / 2).await;
             handled += worker.handled().await;
             worker.kill();
-            worker = stack.start_worker().await;
-            starts += 1;
-            report.did(format!(
-                "SIGKILL mid-stream after {} of {total} messages published; restarted (pid {})",
-                ((i + 1) * per).min(total),
-                worker.proc.pid()
-            ));
-        }
+        };
+        tokio::join!(publishing, killing);
+        worker = stack.start_worker().await;
+        starts += 1;
+        report.did(format!(
+            "SIGKILL while slice {i} ({} messages) was flowing in; restarted (pid {})",
+            slice.len(),
+            worker.proc.pid()
+        ));
     }
     report.did("every message published");
     let poison_parked = || async {
@@ -828,7 +835,9 @@ async fn r8_redelivery_late_acks_sigkill_and_poison() {
     };
     let pool = stack.rig.db.pool.clone();
     let state_rows = skus as i64 * 2;
-    let converged = wait_until(Duration::from_secs(profile.pick(60, 120)), || async {
+    // Bounded, but generous: the emulator keeps handing messages to the streams of killed workers, each time for
+    // an ack deadline, before a live stream gets them.
+    let converged = wait_until(Duration::from_secs(profile.pick(90, 300)), || async {
         let rows: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM catalog_sync_state WHERE state = 'applied' AND newest_version = $1",
         )
