@@ -406,8 +406,10 @@ async fn r8_redelivery_and_poison() {
     handle_a.await.unwrap().unwrap();
     rig.publish(tail.to_vec()).await;
     let (stop, handle) = rig.spawn(fast());
+    // Generous: the emulator may hand messages to the stopped worker's stream, each time for an ack deadline
+    // (10 s), before the new worker gets them (seen taking 10 s to over 60 s on a loaded machine).
     wait_for(
-        Duration::from_secs(60),
+        Duration::from_secs(150),
         "every SKU at its newest values",
         || async {
             (0..100).all(|n| {
