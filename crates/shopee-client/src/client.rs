@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::config::ClientConfig;
-use crate::envelope::{self, Answer, Endpoint, Method, Scope, ShopAuth};
+use crate::envelope::{self, Answer, Endpoint, Method, MultipartBody, Scope, ShopAuth};
 use crate::error::{Error, ErrorKind, Result, TransportFailure};
 use crate::ratelimit::RateLimiter;
 use crate::retry;
@@ -176,7 +176,7 @@ impl ShopeeClient {
         params: &Q,
     ) -> Result<R> {
         debug_assert_eq!(endpoint.scope, Scope::Shop);
-        let answer = self.call(endpoint, Caller::Shop(shop_id), params).await?;
+        let answer = self.call(endpoint, Caller::Shop(shop_id), params, None).await?;
         decode(endpoint, answer)
     }
 
@@ -187,7 +187,21 @@ impl ShopeeClient {
         params: &Q,
     ) -> Result<R> {
         debug_assert_eq!(endpoint.scope, Scope::Public);
-        let answer = self.call(endpoint, Caller::Public, params).await?;
+        let answer = self.call(endpoint, Caller::Public, params, None).await?;
+        decode(endpoint, answer)
+    }
+
+    /// Calls a public (partner-signed) API with a `multipart/form-data` body (media uploads) and decodes `response`.
+    pub(crate) async fn public_multipart_call<R: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint,
+        form: &MultipartBody,
+    ) -> Result<R> {
+        debug_assert_eq!(endpoint.scope, Scope::Public);
+        debug_assert_eq!(endpoint.method, Method::Post);
+        let answer = self
+            .call(endpoint, Caller::Public, &Value::Null, Some(form))
+            .await?;
         decode(endpoint, answer)
     }
 
@@ -196,6 +210,7 @@ impl ShopeeClient {
         endpoint: &Endpoint,
         caller: Caller,
         params: &Q,
+        form: Option<&MultipartBody>,
     ) -> Result<Answer> {
         let api = endpoint.path;
         let params = serde_json::to_value(params).map_err(|e| Error::InvalidRequest {
@@ -215,7 +230,7 @@ impl ShopeeClient {
         }
         let started = Instant::now();
         let result = self
-            .call_with_retries(endpoint, caller, &params)
+            .call_with_retries(endpoint, caller, &params, form)
             .instrument(span.clone())
             .await;
         let outcome = match &result {
@@ -241,6 +256,7 @@ impl ShopeeClient {
         endpoint: &Endpoint,
         caller: Caller,
         params: &Value,
+        form: Option<&MultipartBody>,
     ) -> Result<(Answer, u32)> {
         let cfg = &self.inner.cfg;
         let api = endpoint.path;
@@ -266,7 +282,7 @@ impl ShopeeClient {
                 access_token: &p.access_token,
             });
             let t0 = Instant::now();
-            let result = self.send_once(endpoint, shop, auth, params).await;
+            let result = self.send_once(endpoint, shop, auth, params, form).await;
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(e) => e.kind().as_str(),
@@ -318,6 +334,7 @@ impl ShopeeClient {
         shop: Option<ShopId>,
         auth: Option<ShopAuth<'_>>,
         params: &Value,
+        form: Option<&MultipartBody>,
     ) -> Result<Answer> {
         let cfg = &self.inner.cfg;
         let api = endpoint.path;
@@ -335,8 +352,18 @@ impl ShopeeClient {
             Method::Post => self.inner.http.post(&req.url),
         };
         rb = rb.query(&req.query).timeout(cfg.request_timeout);
-        if let Some(body) = &req.body {
-            rb = rb.json(body);
+        match form {
+            // The common params stay in the query (signed as usual); the form is the whole body.
+            Some(form) => {
+                rb = rb
+                    .header(reqwest::header::CONTENT_TYPE, form.content_type())
+                    .body(form.bytes().to_vec());
+            }
+            None => {
+                if let Some(body) = &req.body {
+                    rb = rb.json(body);
+                }
+            }
         }
         let resp = rb.send().await.map_err(|e| Error::from_reqwest(api, e))?;
         let status = resp.status().as_u16();

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod discount;
 pub mod logistics;
+pub mod media;
 pub mod order;
 pub mod product;
 pub mod push;

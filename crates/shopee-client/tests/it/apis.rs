@@ -617,3 +617,89 @@ async fn lost_pushes_are_listed_and_confirmed() {
     let after = client.get_lost_push_message().await.unwrap();
     assert!(after.push_message_list.is_empty(), "{after:?}");
 }
+
+#[tokio::test]
+async fn upload_image_gives_ids_that_update_item_takes() {
+    use shopee_client::api::media::{MAX_IMAGE_BYTES, UploadImageRequest};
+    use shopee_client::api::product::ItemImage;
+    use shopee_sandbox::Fault;
+
+    const UPLOAD: &str = "/api/v2/media_space/upload_image";
+    let env = Env::new().await;
+    let client = env.client().await;
+    env.authorized(&client, SHOP, 4 * 3600).await;
+    env.sandbox
+        .seed_items([SeedItem::single(SHOP, 100_001, "789100000001", 12.90, 37)])
+        .unwrap();
+    let png = |extra: &[u8]| UploadImageRequest {
+        file_name: "image.png".into(),
+        content_type: "image/png".into(),
+        data: [&b"\x89PNG\r\n\x1a\n"[..], extra].concat(),
+    };
+
+    // Two uploads (a 429 on the first is retried: Shopee did not take it), then both ids in update_item.
+    env.sandbox.inject_fault(Fault::http_429().api(UPLOAD).times(1));
+    let a = client.upload_image(&png(b"one")).await.unwrap();
+    let b = client.upload_image(&png(b"two")).await.unwrap();
+    assert_ne!(a.image_info.image_id, b.image_info.image_id);
+    assert_eq!(a.image_info.image_url_list[0].image_url_region, "BR");
+    assert_eq!(env.entries(UPLOAD).len(), 3);
+    let upload = &env.entries(UPLOAD)[2];
+    assert_eq!(upload.shop_id, None, "a public (partner-signed) call");
+    assert_eq!(upload.request["image"]["size"], 11);
+    let ids = vec![b.image_info.image_id.clone(), a.image_info.image_id.clone()];
+    let mut req = UpdateItemRequest {
+        item_id: item(100_001),
+        item_name: None,
+        description: None,
+        item_sku: None,
+        weight: None,
+        dimension: None,
+        image: Some(ItemImage {
+            image_id_list: ids.clone(),
+        }),
+        item_status: None,
+    };
+    client.update_item(shop(), &req).await.unwrap();
+    assert_eq!(env.sandbox.item(SHOP, 100_001).unwrap().images, ids);
+
+    // Refusals are permanent; a server error is not retried (Shopee may have taken the image).
+    req.image = Some(ItemImage {
+        image_id_list: vec!["br-never-uploaded".into()],
+    });
+    let e = client.update_item(shop(), &req).await.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.shopee_code()),
+        (ErrorKind::Permanent, Some("error_param"))
+    );
+    let not_image = UploadImageRequest {
+        file_name: "x.png".into(),
+        content_type: "image/png".into(),
+        data: b"<html>404</html>".to_vec(),
+    };
+    let e = client.upload_image(&not_image).await.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.shopee_code()),
+        (ErrorKind::Permanent, Some("error_param"))
+    );
+    env.sandbox
+        .inject_fault(Fault::server_error(500).api(UPLOAD).times(1));
+    let e = client.upload_image(&png(b"three")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Retryable);
+    assert_eq!(
+        env.entries(UPLOAD).len(),
+        5,
+        "one call for the refusal, one for the 500"
+    );
+
+    // Empty and oversized files are refused before any call.
+    let before = env.entries(UPLOAD).len();
+    for data in [Vec::new(), vec![0u8; MAX_IMAGE_BYTES + 1]] {
+        let e = client
+            .upload_image(&UploadImageRequest { data, ..png(b"") })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, shopee_client::Error::InvalidRequest { .. }), "{e}");
+    }
+    assert_eq!(env.entries(UPLOAD).len(), before);
+}
