@@ -109,7 +109,11 @@ impl Shared {
 /// The router of the whole sandbox: Shopee's `/api/v2/...`, the admin `/_sandbox/...`, and `/health/live`.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/api/v2/{*path}", any(api::shopee))
+        // Media uploads take up to 10 MB (refused above that with Shopee's envelope, not by the body limit).
+        .route(
+            "/api/v2/{*path}",
+            any(api::shopee).layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
+        )
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(|| async { "ok" }))
         .nest("/_sandbox", admin::router())
@@ -299,6 +303,14 @@ impl Sandbox {
 
     pub fn item(&self, shop_id: u64, item_id: u64) -> Option<ItemView> {
         self.lock().item_view(shop_id, item_id)
+    }
+
+    /// Every image taken by `media_space/upload_image`, in upload order.
+    pub fn uploaded_images(&self) -> Vec<UploadedImage> {
+        let mut images: Vec<UploadedImage> = self.lock().images.values().cloned().collect();
+        // Ids end in a growing hex sequence of fixed width.
+        images.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+        images
     }
 
     /// The model's original price (model 0 for items without variations).

@@ -519,6 +519,18 @@ pub struct ItemView {
     pub models: Vec<ModelView>,
 }
 
+/// An image taken by `media_space/upload_image`: its id is what `update_item` accepts in `image_id_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedImage {
+    pub image_id: String,
+    /// `jpeg` or `png`.
+    pub format: String,
+    /// Bytes.
+    pub size: usize,
+    /// The shop of a shop-signed upload; None for a public (partner) one.
+    pub uploaded_by_shop: Option<u64>,
+}
+
 /// An order's state, including the logistics state machine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderView {

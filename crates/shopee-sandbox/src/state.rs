@@ -218,6 +218,8 @@ pub(crate) struct Inner {
     pub faults: Vec<ActiveFault>,
     pub journal: Vec<JournalEntry>,
     pub tasks: BTreeMap<u64, BatchTask>,
+    /// Images uploaded through `media_space/upload_image`, by id.
+    pub images: BTreeMap<String, UploadedImage>,
     seq: u64,
     pub next_discount_id: u64,
     pub next_task_id: u64,
@@ -236,10 +238,17 @@ impl Inner {
             faults: Vec::new(),
             journal: Vec::new(),
             tasks: BTreeMap::new(),
+            images: BTreeMap::new(),
             seq: 0,
             next_discount_id: 700_001,
             next_task_id: 1,
         }
+    }
+
+    /// A fresh image id, shaped like Shopee's (`br-11134207-...`).
+    pub fn new_image_id(&mut self) -> String {
+        self.seq += 1;
+        format!("br-11134207-sbx{:08x}", self.seq)
     }
 
     /// A fresh opaque 32-hex token.

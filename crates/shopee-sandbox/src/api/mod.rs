@@ -5,6 +5,7 @@
 mod auth;
 mod discounts;
 mod logistics;
+mod media;
 mod orders;
 mod products;
 mod push;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use shopee_client::sign;
@@ -44,17 +45,21 @@ pub(crate) fn ok(response: Value) -> ApiResult<Out> {
 }
 
 /// The call being handled.
-pub(crate) struct Ctx {
+pub(crate) struct Ctx<'a> {
     /// 0 for public APIs.
     pub shop_id: u64,
     /// Unix seconds.
     pub now: i64,
+    /// The parts of a `multipart/form-data` body (media uploads); None for JSON bodies.
+    pub form: Option<&'a [media::FormPart]>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Public,
     Shop,
+    /// Signed either way: as a shop call when the query has `shop_id` and `access_token`, else as a public one.
+    Either,
 }
 
 type Handler = fn(&mut Inner, &Ctx, &Args) -> ApiResult<Out>;
@@ -94,6 +99,7 @@ fn route(path: &str) -> Option<(Method, Kind, Handler)> {
         "/api/v2/discount/delete_discount" => (post, Shop, discounts::delete_discount),
         "/api/v2/discount/get_discount" => (get, Shop, discounts::get_discount),
         "/api/v2/discount/get_discount_list" => (get, Shop, discounts::get_discount_list),
+        "/api/v2/media_space/upload_image" => (post, Kind::Either, media::upload_image),
         _ => return None,
     };
     Some(r)
@@ -126,11 +132,26 @@ pub(crate) async fn shopee(
     method: Method,
     uri: Uri,
     Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let at_ms = now_ms();
     let api = uri.path().to_owned();
-    let body_json: Option<Value> = if body.is_empty() {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // A multipart body (media uploads) is parsed here; the journal keeps what each part is, never its bytes.
+    let form: Option<Result<Vec<media::FormPart>, String>> = content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+        .then(|| media::parse_multipart(content_type, &body));
+    let body_json: Option<Value> = if let Some(form) = &form {
+        Some(match form {
+            Ok(parts) => Value::Object(parts.iter().map(|p| (p.name.clone(), p.describe())).collect()),
+            Err(problem) => json!({"multipart_error": problem}),
+        })
+    } else if body.is_empty() {
         None
     } else {
         Some(
@@ -161,7 +182,21 @@ pub(crate) async fn shopee(
         let request_id = inner.request_id();
         let result = match fault {
             Some(kind) => Err(fault_error(kind, &mut retry_after)),
-            None => handle(&mut inner, &method, &api, &query, body_json.as_ref(), shop_id),
+            None => match &form {
+                Some(Err(problem)) => Err(ApiError::param(format!(
+                    "The multipart/form-data body is malformed: {problem}."
+                ))),
+                Some(Ok(parts)) => handle(&mut inner, &method, &api, &query, None, Some(parts), shop_id),
+                None => handle(
+                    &mut inner,
+                    &method,
+                    &api,
+                    &query,
+                    body_json.as_ref(),
+                    None,
+                    shop_id,
+                ),
+            },
         };
         // A configured limit is a one-second window: say so when answering 429.
         if let Err(e) = &result
@@ -270,6 +305,7 @@ fn handle(
     api: &str,
     query: &[(String, String)],
     body: Option<&Value>,
+    form: Option<&[media::FormPart]>,
     shop_id: Option<u64>,
 ) -> ApiResult<Out> {
     let (expected_method, kind, handler) =
@@ -307,12 +343,19 @@ fn handle(
         )));
     }
     let received_sign = first(query, "sign").ok_or_else(|| ApiError::param("There is no sign in query."))?;
+    let kind = match kind {
+        Kind::Either if first(query, "access_token").is_some() || first(query, "shop_id").is_some() => {
+            Kind::Shop
+        }
+        Kind::Either => Kind::Public,
+        k => k,
+    };
     let (shop, expected_sign) = match kind {
         Kind::Public => (
             0,
             sign::sign_public(&inner.cfg.partner_key, partner_id, api, timestamp),
         ),
-        Kind::Shop => {
+        Kind::Shop | Kind::Either => {
             let shop: u64 = first(query, "shop_id")
                 .ok_or_else(|| ApiError::param("There is no shop_id in query."))?
                 .parse()
@@ -353,6 +396,8 @@ fn handle(
     let query_args = query_map(query);
     let args = if expected_method == Method::GET {
         Args::new(&query_args)
+    } else if form.is_some() {
+        Args::new(&empty)
     } else {
         match body {
             None => Args::new(&empty),
@@ -360,5 +405,13 @@ fn handle(
             Some(_) => return Err(ApiError::param("The request body must be a JSON object.")),
         }
     };
-    handler(inner, &Ctx { shop_id: shop, now }, &args)
+    handler(
+        inner,
+        &Ctx {
+            shop_id: shop,
+            now,
+            form,
+        },
+        &args,
+    )
 }

@@ -10,6 +10,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{SellerStock, ShopKind};
 use crate::state::{BatchTask, Inner, Item, Model, money, now_ms};
 
+/// The most images an item takes (sandbox choice: Shopee's usual limit of 9).
+const MAX_ITEM_IMAGES: usize = 9;
+
 fn item_not_found(item_id: u64) -> ApiError {
     ApiError::business(
         "error_item_not_found",
@@ -396,13 +399,31 @@ pub(super) fn update_item(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResul
         None => None,
         Some(i) => Some(i.str_list("image_id_list")?),
     };
+    if let Some(list) = &images
+        && (list.is_empty() || list.len() > MAX_ITEM_IMAGES)
+    {
+        return Err(ApiError::param(format!(
+            "image.image_id_list must hold between 1 and {MAX_ITEM_IMAGES} image ids."
+        )));
+    }
     let description = args.opt_str("description")?;
     let item_sku = args.opt_str("item_sku")?;
+    let uploaded = &inner.images;
     let item = inner
         .shops
         .get_mut(&ctx.shop_id)
         .and_then(|s| s.items.get_mut(&item_id))
         .ok_or_else(|| item_not_found(item_id))?;
+    // An id must come from upload_image (or already be the item's).
+    if let Some(unknown) = images
+        .iter()
+        .flatten()
+        .find(|id| !uploaded.contains_key(*id) && !item.images.contains(id))
+    {
+        return Err(ApiError::param(format!(
+            "image_id {unknown} does not exist: upload the image with media_space/upload_image first."
+        )));
+    }
     if item.deleted() {
         return Err(ApiError::business(
             "error_item_deleted",

@@ -211,8 +211,12 @@ async fn update_stock_respects_reserves_and_locations() {
 async fn update_item_changes_content() {
     let env = env().await;
     catalog(&env);
+    let img1 = env.upload("image", "image/png", PNG, false).await.ok()["image_info"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let body = json!({"item_id": 1, "item_name": "Arroz 5kg", "description": "Tipo 1", "weight": 5.1,
-        "dimension": {"package_length": 30, "package_width": 20, "package_height": 10}, "image": {"image_id_list": ["img1"]}});
+        "dimension": {"package_length": 30, "package_width": 20, "package_height": 10}, "image": {"image_id_list": [img1]}});
     let r = env.post("/api/v2/product/update_item", body).await.ok().clone();
     assert_eq!(r["item_name"], "Arroz 5kg");
     let item = env.sandbox.item(SHOP, 1).unwrap();
@@ -220,7 +224,7 @@ async fn update_item_changes_content() {
         (item.item_name.as_str(), item.description.as_str(), item.weight),
         ("Arroz 5kg", "Tipo 1", Some(5.1))
     );
-    assert_eq!(item.images, ["img1"]);
+    assert_eq!(item.images, [img1]);
     let a = env
         .post(
             "/api/v2/product/update_item",
@@ -344,4 +348,92 @@ async fn outlet_batches_run_as_tasks() {
         )
         .await;
     assert_eq!(a.error(), "error_param");
+}
+
+#[tokio::test]
+async fn uploaded_images_are_the_only_ids_update_item_takes() {
+    let env = env().await;
+    catalog(&env);
+    // Public and shop-signed uploads both answer a new id with its URL.
+    let a = env.upload("image", "image/png", PNG, false).await;
+    let info = a.ok()["image_info"].clone();
+    let png = info["image_id"].as_str().unwrap().to_owned();
+    assert_eq!(info["image_url_list"][0]["image_url_region"], "BR");
+    assert!(
+        info["image_url_list"][0]["image_url"]
+            .as_str()
+            .unwrap()
+            .contains(&png)
+    );
+    let a = env.upload("image", "image/jpeg", JPEG, true).await;
+    let jpeg = a.ok()["image_info"]["image_id"].as_str().unwrap().to_owned();
+    assert_ne!(png, jpeg);
+    let uploaded = env.sandbox.uploaded_images();
+    assert_eq!(
+        uploaded
+            .iter()
+            .map(|i| (i.image_id.as_str(), i.format.as_str(), i.uploaded_by_shop))
+            .collect::<Vec<_>>(),
+        [(png.as_str(), "png", None), (jpeg.as_str(), "jpeg", Some(SHOP))]
+    );
+    // The journal describes the part, never its bytes.
+    let entry = env
+        .sandbox
+        .journal()
+        .into_iter()
+        .rfind(|e| e.api.ends_with("upload_image"))
+        .unwrap();
+    assert_eq!(entry.request["image"]["size"], JPEG.len());
+    assert_eq!(entry.request["image"]["format"], "jpeg");
+
+    // Refusals: not an image (whatever the declared type), empty, over 10 MB, wrong field, not multipart, bad sign.
+    for (field, data, what) in [
+        ("image", b"<html>not found</html>".to_vec(), "must be a JPG"),
+        ("image", Vec::new(), "empty"),
+        ("image", [PNG, &vec![0u8; 10 * 1024 * 1024]].concat(), "10 MB"),
+        ("file", PNG.to_vec(), "no image"),
+    ] {
+        let a = env.upload(field, "image/png", &data, false).await;
+        assert_eq!((a.status, a.error()), (400, "error_param"), "{what}: {}", a.body);
+        assert!(a.message().contains(what), "{what}: {}", a.message());
+    }
+    let a = env
+        .public_post(
+            "/api/v2/media_space/upload_image",
+            json!({"image": {"size": 3, "format": "png"}}),
+        )
+        .await;
+    assert_eq!(
+        a.error(),
+        "error_param",
+        "a JSON body is not an upload: {}",
+        a.body
+    );
+    assert_eq!(env.sandbox.uploaded_images().len(), 2, "nothing refused was kept");
+
+    // update_item keeps the list in order; an id that was never uploaded is error_param and changes nothing.
+    let set = |ids: Vec<&str>| json!({"item_id": 1, "image": {"image_id_list": ids}});
+    env.post("/api/v2/product/update_item", set(vec![&jpeg, &png]))
+        .await
+        .ok();
+    assert_eq!(
+        env.sandbox.item(SHOP, 1).unwrap().images,
+        [jpeg.clone(), png.clone()]
+    );
+    let a = env
+        .post(
+            "/api/v2/product/update_item",
+            set(vec![&png, "br-never-uploaded"]),
+        )
+        .await;
+    assert_eq!((a.status, a.error()), (400, "error_param"));
+    assert!(a.message().contains("br-never-uploaded"), "{}", a.message());
+    let a = env.post("/api/v2/product/update_item", set(vec![])).await;
+    assert_eq!(a.error(), "error_param");
+    let ten: Vec<&str> = std::iter::repeat_n(png.as_str(), 10).collect();
+    assert_eq!(
+        env.post("/api/v2/product/update_item", set(ten)).await.error(),
+        "error_param"
+    );
+    assert_eq!(env.sandbox.item(SHOP, 1).unwrap().images, [jpeg, png]);
 }
