@@ -3,9 +3,16 @@
 //! (`content_sync_state.sent`). On demand (`content_sync_jobs`, queued by campaign-api) and on a schedule
 //! (`productsUpdatedSince` from the watermark in `content_sync_cursor`).
 //!
-//! Scope: name, description, weight and dimensions of items sold as one SKU (model 0). Images need Shopee's
-//! media upload (image ids, not URLs), which the client does not have yet: not sent. Items with several models
-//! carry one SKU per model, so item-level content is not derived from them.
+//! Scope: name, description, images, weight and dimensions of items sold as one SKU (model 0). Items with several
+//! models carry one SKU per model, so item-level content is not derived from them.
+//!
+//! Images: `sent.image_urls` keeps the Catalog's URL list last applied. When it changes, each URL is turned into a
+//! Shopee image id by [`crate::images`] (downloaded and uploaded once per URL, remembered in `catalog_images`) and
+//! the whole list goes as `image.image_id_list` (the Catalog's order, its first 9, duplicates dropped) in the same
+//! `update_item` as the other changed fields. Unchanged images: no upload and no `image` field. A product without
+//! images leaves Shopee's images alone. An image that cannot be had (download failure, not an image, upload
+//! refused) fails that product: the other changed fields still go, the images are tried again on the next run,
+//! and the job records the reason (redacted URL) in `content_sync_jobs.error` and goes on with the other products.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,8 +20,10 @@ use chrono::{DateTime, Utc};
 use domain::{ItemId, ShopId};
 use serde_json::{Value, json};
 use shopee_client::ShopeeClient;
-use shopee_client::api::product::{ItemDimension, UpdateItemRequest};
+use shopee_client::api::product::{ItemDimension, ItemImage, UpdateItemRequest};
 use sqlx::PgPool;
+
+use crate::images::{Images, MAX_ITEM_IMAGES};
 
 #[cynic::schema_for_derives(file = r#"schema/catalog.graphql"#, module = "schema")]
 pub mod queries {
@@ -66,8 +75,14 @@ pub mod queries {
         pub name: String,
         pub description: Option<String>,
         pub active: bool,
+        pub images: Vec<Image>,
         pub weight_grams: Option<i32>,
         pub dimensions: Option<Dimensions>,
+    }
+
+    #[derive(cynic::QueryFragment, Debug, Clone)]
+    pub struct Image {
+        pub url: String,
     }
 
     #[derive(cynic::QueryFragment, Debug, Clone)]
@@ -105,7 +120,24 @@ pub fn desired(p: &Product) -> BTreeMap<&'static str, Value> {
             json!({"package_length": cm(d.length_cm), "package_width": cm(d.width_cm), "package_height": cm(d.height_cm)}),
         );
     }
+    let urls = image_urls(p);
+    if !urls.is_empty() {
+        out.insert("image_urls", json!(urls));
+    }
     out
+}
+
+/// The product's image URLs as sent: the Catalog's order, blanks and duplicates dropped, the first 9.
+pub fn image_urls(p: &Product) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for image in &p.images {
+        let url = image.url.trim();
+        if !url.is_empty() && !urls.iter().any(|u| u == url) {
+            urls.push(url.to_owned());
+        }
+    }
+    urls.truncate(MAX_ITEM_IMAGES);
+    urls
 }
 
 /// Only what differs from what was last sent.
@@ -141,18 +173,54 @@ fn request(item_id: ItemId, changed: &BTreeMap<&'static str, Value>) -> UpdateIt
     }
 }
 
-/// Counts of one sync run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counts of one sync run, and why each failed product failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     pub items_seen: i32,
     pub updated: i32,
     pub unchanged: i32,
     pub failed: i32,
+    /// One line per failed product: `SKU <sku> (shop <id>, item <id>): <reason>` (URLs redacted).
+    pub errors: Vec<String>,
+}
+
+impl SyncReport {
+    fn add(&mut self, other: SyncReport) {
+        self.items_seen += other.items_seen;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.failed += other.failed;
+        self.errors.extend(other.errors);
+    }
+
+    /// What `content_sync_jobs.error` holds for a run whose products failed (None when none did).
+    pub fn error_summary(&self) -> Option<String> {
+        const SHOWN: usize = 20;
+        if self.errors.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "{} of {} products failed: {}",
+            self.failed,
+            self.items_seen,
+            self.errors
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        if self.errors.len() > SHOWN {
+            text.push_str(&format!("; and {} more", self.errors.len() - SHOWN));
+        }
+        Some(text)
+    }
 }
 
 pub struct ContentSync {
     pool: PgPool,
     shopee: ShopeeClient,
+    images: Images,
     url: String,
     http: reqwest::Client,
 }
@@ -160,6 +228,7 @@ pub struct ContentSync {
 impl ContentSync {
     pub fn new(pool: PgPool, shopee: ShopeeClient, url: &str) -> Self {
         Self {
+            images: Images::new(pool.clone(), shopee.clone()),
             pool,
             shopee,
             url: url.to_owned(),
@@ -236,12 +305,37 @@ impl ContentSync {
                     .await?;
             let sent = sent.unwrap_or_else(|| json!({}));
             let want = desired(product);
-            let changed = changes(&want, &sent);
+            let mut changed = changes(&want, &sent);
             if changed.is_empty() {
                 report.unchanged += 1;
                 continue;
             }
-            let req = request(ItemId::from_i64(item)?, &changed);
+            let mut image_ids = None;
+            let mut problem = None;
+            if let Some(urls) = changed.get("image_urls") {
+                let urls: Vec<String> = serde_json::from_value(urls.clone())?;
+                match self.images.image_ids(&urls).await? {
+                    Ok(ids) => image_ids = Some(ids),
+                    Err(e) => {
+                        // The other changed fields still go; the images are tried again on the next run.
+                        changed.remove("image_urls");
+                        problem = Some(e.to_string());
+                    }
+                }
+            }
+            let fail = |report: &mut SyncReport, reason: String| {
+                tracing::warn!(shop.id = shop, item.id = item, sku = %sku, error = %reason, "content not fully sent");
+                report.failed += 1;
+                report
+                    .errors
+                    .push(format!("SKU {sku} (shop {shop}, item {item}): {reason}"));
+            };
+            if changed.is_empty() {
+                fail(&mut report, problem.unwrap_or_default());
+                continue;
+            }
+            let mut req = request(ItemId::from_i64(item)?, &changed);
+            req.image = image_ids.map(|image_id_list| ItemImage { image_id_list });
             match self.shopee.update_item(ShopId::from_i64(shop)?, &req).await {
                 Ok(_) => {
                     let mut merged = sent.as_object().cloned().unwrap_or_default();
@@ -259,11 +353,17 @@ impl ContentSync {
                     .bind(Value::Object(merged))
                     .execute(&self.pool)
                     .await?;
-                    report.updated += 1;
+                    match problem {
+                        Some(p) => fail(&mut report, format!("{p} (the other changed fields were sent)")),
+                        None => report.updated += 1,
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(shop.id = shop, item.id = item, error = %e, "content update refused");
-                    report.failed += 1;
+                    let mut reason = format!("update_item refused: {e}");
+                    if let Some(p) = problem {
+                        reason.push_str(&format!("; {p}"));
+                    }
+                    fail(&mut report, reason);
                 }
             }
         }
@@ -302,15 +402,17 @@ impl ContentSync {
         .await;
         match result {
             Ok(r) => {
+                // Done even when products failed: their reasons are in `error`, the others were sent.
                 sqlx::query(
                     "UPDATE content_sync_jobs SET status = 'done', items_seen = $2, updated = $3, unchanged = $4,
-                        failed = $5, error = NULL, finished_at = now(), lease_until = NULL WHERE id = $1",
+                        failed = $5, error = $6, finished_at = now(), lease_until = NULL WHERE id = $1",
                 )
                 .bind(id)
                 .bind(r.items_seen)
                 .bind(r.updated)
                 .bind(r.unchanged)
                 .bind(r.failed)
+                .bind(r.error_summary())
                 .execute(&self.pool)
                 .await?;
             }
@@ -346,11 +448,7 @@ impl ContentSync {
                 after: after.clone(),
             });
             let page = self.graphql(op).await?.products_updated_since;
-            let r = self.sync_products(&page.nodes).await?;
-            total.items_seen += r.items_seen;
-            total.updated += r.updated;
-            total.unchanged += r.unchanged;
-            total.failed += r.failed;
+            total.add(self.sync_products(&page.nodes).await?);
             if !page.page_info.has_next_page || page.page_info.end_cursor.is_none() {
                 break;
             }

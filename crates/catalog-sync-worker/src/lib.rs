@@ -5,7 +5,8 @@
 //! - [`store`]: the coalescing state (newest version wins, in the UPSERT), dirty items, needs_mapping.
 //! - [`flush`]: claims dirty items and sends all pending models of an item in one call, within the rate limit.
 //! - [`redrive`]: dead letters an operator asked to redrive, put back through the newest-wins path.
-//! - [`discovery`], [`audit`], [`content`]: mapping discovery jobs, the audit command, content sync.
+//! - [`discovery`], [`audit`], [`content`]: mapping discovery jobs, the audit command, content sync
+//!   ([`images`]: Catalog image URLs downloaded and uploaded to Shopee once, for `update_item`).
 
 pub mod audit;
 pub mod consumer;
@@ -13,6 +14,7 @@ pub mod content;
 pub mod discovery;
 pub mod events;
 pub mod flush;
+pub mod images;
 pub mod redrive;
 pub mod resolve;
 pub mod store;

@@ -171,7 +171,9 @@ async fn audit_finds_a_difference_planted_at_shopee() {
 }
 
 /// A small Catalog Service: answers `products(skus)` and `productsUpdatedSince` (one page) from a fixture.
-async fn catalog_server(products: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) -> String {
+pub(crate) async fn catalog_server(
+    products: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) -> String {
     use axum::Json;
     use axum::routing::post;
     let app = axum::Router::new().route(
@@ -208,7 +210,7 @@ async fn content_sync_sends_only_what_changed() {
     let map = rig.seed_catalog(3, 1).await;
     let product = |n: usize, name: &str| {
         serde_json::json!({"sku": rig.sku(n), "name": name, "description": "Arroz tipo 1", "brand": null, "ean": null,
-            "active": true, "images": [{"url": "https://img/1.jpg"}], "weightGrams": 1000,
+            "active": true, "images": [], "weightGrams": 1000,
             "dimensions": {"lengthCm": 20.0, "widthCm": 10.5, "heightCm": 5.0}})
     };
     let fixture = std::sync::Arc::new(std::sync::Mutex::new(vec![

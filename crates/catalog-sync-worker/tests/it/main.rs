@@ -13,6 +13,7 @@ fn bench_catalog_100k_inventory_events() {
     bench_catalog::run().expect("bench catalog");
 }
 
+mod content_images;
 mod jobs;
 mod redrive;
 mod support;
