@@ -176,14 +176,17 @@ async fn send_push(http: &reqwest::Client, callback: &str, body: &str) -> Option
         .map(|r| r.status().as_u16())
 }
 
+/// A READY_TO_SHIP order of the stack's shop for `item` / `sku`.
+fn ready_order(procs: &Procs, sn: &str, item: u64, sku: &str) -> SeedOrder {
+    let mut o = SeedOrder::example(procs.stack.shop, sn, item, sku);
+    o.order_status = "READY_TO_SHIP".into();
+    o
+}
+
 async fn seed_ready_orders(procs: &Procs, prefix: &str, n: usize) -> Vec<String> {
     let sns: Vec<String> = (0..n).map(|i| format!("{prefix}{i:07}")).collect();
     for chunk in sns.chunks(100) {
-        let orders = chunk.iter().map(|sn| {
-            let mut o = SeedOrder::example(procs.stack.shop, sn, ITEM, SKU);
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        });
+        let orders = chunk.iter().map(|sn| ready_order(procs, sn, ITEM, SKU));
         procs.stack.sandbox.seed_orders(orders).await.expect("seed");
     }
     sns
@@ -519,8 +522,7 @@ async fn r4_same_push_three_times_at_once_then_again() {
         let sn = format!("R4X{r:07}");
         // The order exists at Shopee (seeded without a push reaching us: the push is dropped).
         procs.stack.sandbox.drop_next_pushes(1);
-        let mut o = SeedOrder::example(procs.stack.shop, &sn, ITEM, SKU);
-        o.order_status = "READY_TO_SHIP".into();
+        let o = ready_order(&procs, &sn, ITEM, SKU);
         procs.stack.sandbox.seed_orders(vec![o]).await.expect("seed");
         let body = push_body(procs.stack.shop, &sn, "READY_TO_SHIP", 1_764_072_000 + r as i64);
         let (a, b, c) = tokio::join!(
@@ -577,11 +579,8 @@ async fn r10_dropped_pushes_are_recovered_within_one_reconciliation_cycle() {
         // One push in each hundred never reaches the gateway.
         procs.stack.sandbox.drop_next_pushes(1);
         dropped += 1;
-        let batch = (chunk_start..(chunk_start + 100).min(orders)).map(|i| {
-            let mut o = SeedOrder::example(procs.stack.shop, &format!("R10O{i:07}"), ITEM, SKU);
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        });
+        let batch = (chunk_start..(chunk_start + 100).min(orders))
+            .map(|i| ready_order(&procs, &format!("R10O{i:07}"), ITEM, SKU));
         procs.stack.sandbox.seed_orders(batch).await.expect("seed");
     }
     let last_push = Instant::now();
@@ -625,11 +624,7 @@ async fn r11_postgres_down_gateway_answers_503_and_recovers_without_restart() {
     for chunk in sns.chunks(100) {
         // The orders exist at Shopee; their pushes come from our sender below.
         procs.stack.sandbox.drop_next_pushes(chunk.len() as u32);
-        let batch = chunk.iter().map(|sn| {
-            let mut o = SeedOrder::example(procs.stack.shop, sn, ITEM, SKU);
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        });
+        let batch = chunk.iter().map(|sn| ready_order(&procs, sn, ITEM, SKU));
         procs.stack.sandbox.seed_orders(batch).await.expect("seed");
     }
     let callback = procs.callback();
@@ -729,11 +724,7 @@ async fn r14_unmapped_sku_waits_and_is_published_once_mapped() {
     let procs = Procs::start(3600).await;
     let (item, sku) = (200_002u64, "789100000099");
     let batch: Vec<SeedOrder> = (0..orders)
-        .map(|i| {
-            let mut o = SeedOrder::example(procs.stack.shop, &format!("R14O{i:07}"), item, sku);
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        })
+        .map(|i| ready_order(&procs, &format!("R14O{i:07}"), item, sku))
         .collect();
     procs.stack.sandbox.seed_orders(batch).await.expect("seed");
     report.did(format!(
@@ -788,11 +779,7 @@ async fn r16_sigterm_under_load() {
     // The pushes are for orders that exist at Shopee (seeded without their own pushes).
     let known = profile.pick(500u64, 2_000);
     let seeded: Vec<SeedOrder> = (0..known)
-        .map(|i| {
-            let mut o = SeedOrder::example(procs.stack.shop, &format!("R16O{i:07}"), ITEM, SKU);
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        })
+        .map(|i| ready_order(&procs, &format!("R16O{i:07}"), ITEM, SKU))
         .collect();
     procs.stack.sandbox.drop_next_pushes(known as u32);
     procs.stack.sandbox.seed_orders(seeded).await.expect("seed");
