@@ -2,7 +2,7 @@
 //! compared to (measured in the same run), and writes docs/benchmarks.md.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// One benchmark's figures.
@@ -23,6 +23,10 @@ impl Section {
         println!("  {line}");
         self.lines.push(line);
     }
+
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
 }
 
 type Bench = fn() -> anyhow::Result<Section>;
@@ -33,6 +37,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("catalog", catalog),
     ("delivery", crate::bench_delivery::section),
     ("quotation", crate::bench_quotation::section),
+    ("footprint", crate::bench_footprint::section),
 ];
 
 fn catalog() -> anyhow::Result<Section> {
@@ -198,7 +203,9 @@ pub fn fresh_database(name: &str) -> anyhow::Result<String> {
 /// Polls a readiness URL; returns how long it took.
 pub async fn wait_ready(url: &str, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
     while started.elapsed() < timeout {
         if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
             return Ok(started.elapsed());
@@ -206,4 +213,27 @@ pub async fn wait_ready(url: &str, timeout: Duration) -> anyhow::Result<Duration
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     anyhow::bail!("{url} not ready within {timeout:?}")
+}
+
+/// A child process stopped when dropped: SIGTERM, then SIGKILL if it is still running 5 s later.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.0.id().to_string())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -21,10 +21,10 @@ use shopee_client::{ClientConfig, NewTokens, ShopeeClient, TokenStore};
 use shopee_sandbox::{Sandbox, SandboxConfig, SeedItem, SeedModel};
 
 const EVENTS: usize = 100_000;
-const ITEMS: usize = 1_000;
-const MODELS: usize = 5;
-const SHOP: u64 = 940_001;
-const HUB: &str = "BENCH-CATALOG";
+pub const ITEMS: usize = 1_000;
+pub const MODELS: usize = 5;
+pub const SHOP: u64 = 940_001;
+pub const HUB: &str = "BENCH-CATALOG";
 const DB: &str = "sb_bench_catalog";
 const PARTNER: u64 = 4_000_001;
 const KEY: &str = "bench-catalog-partner-key";
@@ -67,14 +67,10 @@ async fn fresh_database() -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-async fn measure() -> anyhow::Result<Vec<String>> {
-    let rate: u32 = env_or("BENCH_CATALOG_RATE", "100").parse()?;
-    let pool = fresh_database().await?;
-    let redis = service_runtime::redis::pool(&Secret::new(env_or("REDIS_URL", "redis://127.0.0.1:6379")))?;
-    let sandbox = Sandbox::start(SandboxConfig::new(PARTNER, KEY)).await?;
+/// The catalog: ITEMS items x MODELS models of SHOP at the sandbox, all mapped (SKU `BC-{n}`, n < ITEMS x MODELS),
+/// and the hub HUB of SHOP.
+pub async fn seed_catalog(sandbox: &Sandbox, pool: &sqlx::PgPool, mappings: &Mappings) -> anyhow::Result<()> {
     let shop = ShopId::new(SHOP)?;
-
-    // Catalog: 1,000 items x 5 models, all mapped, one hub.
     let mut seeds = Vec::with_capacity(ITEMS);
     let mut maps = Vec::with_capacity(ITEMS * MODELS);
     for i in 0..ITEMS {
@@ -99,7 +95,6 @@ async fn measure() -> anyhow::Result<Vec<String>> {
         ));
     }
     sandbox.seed_items(seeds)?;
-    let mappings = Mappings::new(pool.clone(), Some(redis.clone()));
     mappings.upsert(&maps, MappingSource::Manual).await?;
     Hubs::new(pool.clone())
         .upsert(&[HubLocation {
@@ -109,6 +104,26 @@ async fn measure() -> anyhow::Result<Vec<String>> {
             active: true,
         }])
         .await?;
+    Ok(())
+}
+
+/// InventoryUpdateEvent version `v` of SKU `BC-{n}` at HUB.
+pub fn inventory_event(n: usize, v: usize) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": format!("b-{n}-{v}"), "sku": format!("BC-{n}"), "hub_id": HUB,
+        "quantity": (n * 7 + v) % 1000, "occurred_at": "2026-11-25T12:00:00Z", "version": v,
+    })
+}
+
+async fn measure() -> anyhow::Result<Vec<String>> {
+    let rate: u32 = env_or("BENCH_CATALOG_RATE", "100").parse()?;
+    let pool = fresh_database().await?;
+    let redis = service_runtime::redis::pool(&Secret::new(env_or("REDIS_URL", "redis://127.0.0.1:6379")))?;
+    let sandbox = Sandbox::start(SandboxConfig::new(PARTNER, KEY)).await?;
+    let shop = ShopId::new(SHOP)?;
+
+    let mappings = Mappings::new(pool.clone(), Some(redis.clone()));
+    seed_catalog(&sandbox, &pool, &mappings).await?;
     let mut cfg = ClientConfig::new(sandbox.base_url(), PARTNER, KEY);
     cfg.rate_limit.per_shop = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
     cfg.rate_limit.key_prefix = format!("bench:catalog:{}", std::process::id());
@@ -174,13 +189,7 @@ async fn measure() -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
     for v in 1..=versions {
         let futures: Vec<_> = (0..skus)
-            .map(|n| {
-                let body = serde_json::json!({
-                    "event_id": format!("b-{n}-{v}"), "sku": format!("BC-{n}"), "hub_id": HUB,
-                    "quantity": (n * 7 + v) % 1000, "occurred_at": "2026-11-25T12:00:00Z", "version": v,
-                });
-                publisher.publish(Message::new().set_data(body.to_string()))
-            })
+            .map(|n| publisher.publish(Message::new().set_data(inventory_event(n, v).to_string())))
             .collect();
         for f in futures {
             f.await?;

@@ -11,7 +11,7 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -21,15 +21,15 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
 use shopee_client::TokenCipher;
 
-use crate::bench::{Section, release_bin, rss_kb};
+use crate::bench::{Killed, Section, release_bin, rss_kb};
 use crate::sh;
 
-const EVENTS: usize = 100_000;
-const SHOPEE_ORDERS: usize = 2_500;
+pub const EVENTS: usize = 100_000;
+pub const SHOPEE_ORDERS: usize = 2_500;
 const PARTITIONS: i32 = 6;
 const DB: &str = "sb_bench_delivery";
-const PARTNER_ID: u64 = 1_000_001;
-const KEY: &str = "bench-partner-key";
+pub const PARTNER_ID: u64 = 1_000_001;
+pub const KEY: &str = "bench-partner-key";
 const SHOP_ID: u64 = 900_777;
 const TOKEN_KEY: [u8; 32] = [0; 32];
 const TOKEN_KEY_B64: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -82,7 +82,7 @@ pub fn section() -> anyhow::Result<Section> {
             Duration::from_secs(20),
         )
         .await?;
-        seed().await?;
+        seed(DB, &format!("http://{SANDBOX_ADDR}")).await?;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", broker.bootstrap())
             .set("linger.ms", "20")
@@ -165,7 +165,7 @@ fn order_sn(i: usize) -> String {
 }
 
 /// 10% Shopee events (each order's four in order), spread evenly among 90% other-channel events.
-fn mixed_events() -> Vec<(String, Vec<u8>)> {
+pub fn mixed_events() -> Vec<(String, Vec<u8>)> {
     let mut shopee = Vec::with_capacity(SHOPEE_ORDERS * 4);
     for step in 0..4 {
         for i in 0..SHOPEE_ORDERS {
@@ -194,7 +194,11 @@ fn mixed_events() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-async fn produce(producer: &FutureProducer, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    events: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
     let started = Instant::now();
     // Enqueue everything at once (`send_result`), then wait for the delivery reports.
     let mut pending = Vec::with_capacity(events.len());
@@ -230,10 +234,11 @@ async fn produce(producer: &FutureProducer, topic: &str, events: &[(String, Vec<
     Ok(())
 }
 
-/// Shop tokens (sandbox + our database, encrypted), the Shopee orders at the sandbox and in `orders`.
-async fn seed() -> anyhow::Result<()> {
+/// Shop tokens (the sandbox at `sandbox_url` + database `db`, encrypted), the Shopee orders at the sandbox and in
+/// `orders`.
+pub async fn seed(db: &str, sandbox_url: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
-    let base = format!("http://{SANDBOX_ADDR}/_sandbox");
+    let base = format!("{sandbox_url}/_sandbox");
     let tokens: serde_json::Value = http
         .post(format!("{base}/shops/{SHOP_ID}/tokens"))
         .send()
@@ -252,7 +257,7 @@ async fn seed() -> anyhow::Result<()> {
     let a = hex(&cipher.encrypt(serde_json::from_value(json!(SHOP_ID))?, "access_token", access)?);
     let r = hex(&cipher.encrypt(serde_json::from_value(json!(SHOP_ID))?, "refresh_token", refresh)?);
     crate::bench::psql(
-        DB,
+        db,
         &format!(
             "INSERT INTO shops (shop_id, authorized_at) VALUES ({SHOP_ID}, now()); \
              INSERT INTO shop_tokens (shop_id, access_token_enc, refresh_token_enc, access_expires_at, refresh_expires_at) \
@@ -307,6 +312,53 @@ impl RunFigures {
     }
 }
 
+/// The consumer's environment (HTTP_ADDR and RUST_LOG aside): database, the sandbox as Shopee, the broker, `topic`
+/// read by `group`.
+pub fn consumer_env(
+    db_url: &str,
+    sandbox_url: &str,
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db_url.to_owned()),
+        ("SHOPEE_API_BASE_URL", sandbox_url.to_owned()),
+        ("SHOPEE_PARTNER_ID", PARTNER_ID.to_string()),
+        ("SHOPEE_PARTNER_KEY", KEY.to_owned()),
+        ("SHOPEE_RATE_LIMIT_PER_SHOP", "100000".to_owned()),
+        ("TOKEN_ENCRYPTION_KEY", TOKEN_KEY_B64.to_owned()),
+        ("KAFKA_BROKERS", bootstrap.to_owned()),
+        ("KAFKA_DELIVERY_TOPIC", topic.to_owned()),
+        ("KAFKA_GROUP_ID", group.to_owned()),
+    ]
+}
+
+/// A client that reads `group`'s committed offsets (never joins the group).
+pub fn group_admin(broker: &Tansu, group: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?)
+}
+
+/// The offsets committed on `topic` by `admin`'s group, summed over the partitions (blocking, up to 5 s).
+pub fn committed(admin: &BaseConsumer, topic: &str) -> anyhow::Result<usize> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let c = admin.committed_offsets(tpl, Duration::from_secs(5))?;
+    Ok(c.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) if o > 0 => o as usize,
+            _ => 0,
+        })
+        .sum())
+}
+
 /// Starts the release consumer on `topic` with a fresh group, and measures until every event is committed.
 async fn consume(
     bin: &PathBuf,
@@ -319,38 +371,19 @@ async fn consume(
     let child = Killed(
         Command::new(bin)
             .env("HTTP_ADDR", CONSUMER_ADDR)
-            .env("DATABASE_URL", db_url)
-            .env("SHOPEE_API_BASE_URL", format!("http://{SANDBOX_ADDR}"))
-            .env("SHOPEE_PARTNER_ID", PARTNER_ID.to_string())
-            .env("SHOPEE_PARTNER_KEY", KEY)
-            .env("SHOPEE_RATE_LIMIT_PER_SHOP", "100000")
-            .env("TOKEN_ENCRYPTION_KEY", TOKEN_KEY_B64)
-            .env("KAFKA_BROKERS", broker.bootstrap())
-            .env("KAFKA_DELIVERY_TOPIC", topic)
-            .env("KAFKA_GROUP_ID", group)
+            .envs(consumer_env(
+                db_url,
+                &format!("http://{SANDBOX_ADDR}"),
+                &broker.bootstrap(),
+                topic,
+                group,
+            ))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()?,
     );
-    let admin: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let committed = || -> anyhow::Result<usize> {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition(topic, p);
-        }
-        let c = admin.committed_offsets(tpl, Duration::from_secs(5))?;
-        Ok(c.elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) if o > 0 => o as usize,
-                _ => 0,
-            })
-            .sum())
-    };
+    let admin = group_admin(broker, group)?;
+    let committed_now = || committed(&admin, topic);
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut first, mut first_count) = (None, 0);
     let mut rss = 0;
@@ -359,7 +392,7 @@ async fn consume(
             Instant::now() < deadline,
             "{topic}: not consumed within 10 minutes"
         );
-        let n = tokio::task::block_in_place(committed)?;
+        let n = tokio::task::block_in_place(committed_now)?;
         if first.is_none() && n > 0 {
             first = Some(Instant::now());
             first_count = n;
@@ -387,32 +420,15 @@ async fn consume(
     })
 }
 
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// tansu on a free port with in-memory storage.
-struct Tansu {
+pub struct Tansu {
     child: Killed,
     port: u16,
     bin: PathBuf,
 }
 
 impl Tansu {
-    fn start() -> anyhow::Result<Self> {
+    pub fn start() -> anyhow::Result<Self> {
         let bin = std::env::var_os("TANSU_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -452,11 +468,11 @@ impl Tansu {
         })
     }
 
-    fn bootstrap(&self) -> String {
+    pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn create_topic(&self, name: &str) -> anyhow::Result<()> {
+    pub fn create_topic(&self, name: &str) -> anyhow::Result<()> {
         sh(Command::new(&self.bin)
             .args([
                 "topic",

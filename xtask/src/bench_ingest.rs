@@ -50,7 +50,7 @@ pub fn run() -> anyhow::Result<Section> {
             crate::bench::wait_ready(&format!("http://{ADDR}/health/ready"), Duration::from_secs(20)).await?;
         let idle_rss = rss_kb(child.id());
         let rejections = bad_pushes(1000).await?;
-        let load = load(CLIENTS, DURATION).await?;
+        let load = load(ADDR, KEY, CALLBACK, CLIENTS, DURATION).await?;
         let loaded_rss = rss_kb(child.id());
         anyhow::Ok((ready, idle_rss, loaded_rss, load, rejections))
     });
@@ -155,7 +155,18 @@ pub struct Load {
     pub p99_ms: f64,
 }
 
-async fn load(clients: usize, duration: Duration) -> anyhow::Result<Load> {
+/// `clients` concurrent clients sending signed READY_TO_SHIP pushes (each a new order) to the gateway at `addr`,
+/// signed with `key` for `callback`, one after the other for `duration`.
+pub async fn load(
+    addr: &str,
+    key: &str,
+    callback: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Load> {
+    let url: Arc<str> = format!("http://{addr}/webhooks/shopee").into();
+    let key: Arc<str> = key.into();
+    let callback: Arc<str> = callback.into();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
@@ -166,6 +177,7 @@ async fn load(clients: usize, duration: Duration) -> anyhow::Result<Load> {
     let mut tasks = Vec::new();
     for worker in 0..clients {
         let (http, ok, errors) = (http.clone(), ok.clone(), errors.clone());
+        let (url, key, callback) = (url.clone(), key.clone(), callback.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut seq: u64 = 0;
@@ -174,10 +186,10 @@ async fn load(clients: usize, duration: Duration) -> anyhow::Result<Load> {
                 let body = format!(
                     r#"{{"shop_id":900001,"code":3,"timestamp":1764072000,"data":{{"ordersn":"B{worker:03}X{seq:09}","status":"READY_TO_SHIP","update_time":1764072000}}}}"#
                 );
-                let auth = sign_push(PushSignatureMode::UrlAndBody, KEY, CALLBACK, body.as_bytes());
+                let auth = sign_push(PushSignatureMode::UrlAndBody, &key, &callback, body.as_bytes());
                 let t = Instant::now();
                 let resp = http
-                    .post(format!("http://{ADDR}/webhooks/shopee"))
+                    .post(&*url)
                     .header("Authorization", auth)
                     .body(body)
                     .send()

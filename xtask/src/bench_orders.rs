@@ -10,14 +10,15 @@ use domain::{ItemId, ModelId, ShopId, Sku};
 use service_runtime::config::{PubSubConfig, Secret, ShopeeConfig};
 use shopee_sandbox::{Sandbox, SandboxConfig, SeedOrder, SeedShop};
 
-use crate::bench::{Section, release_bin, rss_kb};
+use crate::bench::{Killed, Section, release_bin, rss_kb};
 use crate::sh;
 
 const ORDERS: usize = 10_000;
 const DB: &str = "sb_bench_orders";
 const PARTNER: u64 = 3_000_001;
-const KEY: &str = "bench-orders-partner-key";
-const TOKEN_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+pub const KEY: &str = "bench-orders-partner-key";
+/// TOKEN_ENCRYPTION_KEY of the binaries the order benches start (32 zero bytes).
+pub const TOKEN_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 const SHOP: u64 = 930_001;
 const GATEWAY: &str = "127.0.0.1:18180";
 const PUBLISHER: &str = "127.0.0.1:18181";
@@ -44,7 +45,8 @@ pub fn run() -> anyhow::Result<Section> {
     runtime.block_on(measure(&url))
 }
 
-fn spawn(bin: &str, addr: &str, env: &[(&str, String)]) -> anyhow::Result<Child> {
+/// Starts the release `bin` on `addr` with `env` (and RUST_LOG=warn, stdin closed).
+pub fn spawn(bin: &str, addr: &str, env: &[(&str, String)]) -> anyhow::Result<Child> {
     let mut cmd = Command::new(release_bin(bin));
     cmd.env("HTTP_ADDR", addr)
         .env("RUST_LOG", "warn")
@@ -55,26 +57,26 @@ fn spawn(bin: &str, addr: &str, env: &[(&str, String)]) -> anyhow::Result<Child>
     Ok(cmd.spawn()?)
 }
 
-async fn measure(db_url: &str) -> anyhow::Result<Section> {
+/// What the gateway and the publisher run against: the `ordr-input` topic of `project`, a sandbox pushing to
+/// `gateway`'s webhook with the shop seeded and authorized (its tokens stored in `db_url`'s database), a Hub Config
+/// Service of the bench's own with one hub of the shop, the product 789100000001 mapped. `env` is the complete
+/// environment of both binaries (HTTP_ADDR aside).
+pub struct OrderStack {
+    pub sandbox: Sandbox,
+    pub pool: sqlx::PgPool,
+    pub env: Vec<(&'static str, String)>,
+}
+
+pub async fn order_stack(db_url: &str, project: &str, gateway: &str) -> anyhow::Result<OrderStack> {
     let pubsub = PubSubConfig {
-        project_id: PROJECT.into(),
+        project_id: project.into(),
         emulator_host: Some(crate::services::PUBSUB_EMULATOR_HOST.into()),
     };
     let topics = service_runtime::pubsub::topic_admin(&pubsub).await?;
-    let subs = service_runtime::pubsub::subscription_admin(&pubsub).await?;
-    let topic = pubsub.topic_path("ordr-input");
-    service_runtime::pubsub::ensure_topic(&topics, &topic).await?;
-    let tap = pubsub.subscription_path("bench-tap");
-    // A fresh tap each run, so earlier runs' messages do not count.
-    let _ = subs
-        .delete_subscription()
-        .set_subscription(tap.clone())
-        .send()
-        .await;
-    service_runtime::pubsub::ensure_subscription(&subs, &tap, &topic, 60).await?;
+    service_runtime::pubsub::ensure_topic(&topics, &pubsub.topic_path("ordr-input")).await?;
 
     let mut config = SandboxConfig::new(PARTNER, KEY);
-    config.push_callback_url = Some(format!("http://{GATEWAY}/webhooks/shopee"));
+    config.push_callback_url = Some(format!("http://{gateway}/webhooks/shopee"));
     let sandbox = Sandbox::start(config).await?;
     sandbox.seed_shop(SeedShop {
         shop_id: SHOP,
@@ -82,19 +84,7 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
     })?;
 
     let pool = sqlx::PgPool::connect(db_url).await?;
-    let shopee = ShopeeConfig {
-        api_base_url: sandbox.base_url(),
-        partner_id: PARTNER,
-        partner_key: Secret::new(KEY),
-        rate_limit_per_shop: 1000,
-    };
-    let key: service_runtime::config::EncryptionKey =
-        TOKEN_KEY.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let client = service_runtime::shopee::client(&shopee, pool.clone(), None, &key)?;
-    let shop = ShopId::new(SHOP)?;
-    client
-        .authorize_shop(shop, &sandbox.authorize_shop(SHOP), None)
-        .await?;
+    authorize_shop(&pool, &sandbox, PARTNER, KEY, SHOP).await?;
     // The hub comes from a Hub Config Service of the bench's own, as in production.
     let hubs = serde_json::json!([{
         "hub_id": "BENCH-01", "active": true, "shopee_shop_id": SHOP,
@@ -114,7 +104,7 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
         .upsert(
             &[ProductMapping {
                 sku: Sku::parse("789100000001")?,
-                shop_id: shop,
+                shop_id: ShopId::new(SHOP)?,
                 item_id: ItemId::new(100_001)?,
                 model_id: ModelId::NONE,
                 outlet_item_id: None,
@@ -131,11 +121,11 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
         ("SHOPEE_PARTNER_KEY", KEY.into()),
         (
             "SHOPEE_PUSH_CALLBACK_URL",
-            format!("http://{GATEWAY}/webhooks/shopee"),
+            format!("http://{gateway}/webhooks/shopee"),
         ),
         ("SHOPEE_RATE_LIMIT_PER_SHOP", "1000".into()),
         ("TOKEN_ENCRYPTION_KEY", TOKEN_KEY.into()),
-        ("PUBSUB_PROJECT_ID", PROJECT.into()),
+        ("PUBSUB_PROJECT_ID", project.into()),
         (
             "PUBSUB_EMULATOR_HOST",
             crate::services::PUBSUB_EMULATOR_HOST.into(),
@@ -143,28 +133,79 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
         ("RECONCILE_INTERVAL_SECS", "3600".into()),
         ("HUB_CONFIG_URL", hub_config_url),
     ];
-    let mut gateway = spawn("webhook-gateway", GATEWAY, &env)?;
-    let mut publisher = spawn("order-publisher", PUBLISHER, &env)?;
+    Ok(OrderStack { sandbox, pool, env })
+}
+
+/// The shop authorized at the sandbox through Shopee's code exchange; its tokens stored in `pool`'s database,
+/// encrypted with `TOKEN_KEY` (the binaries' TOKEN_ENCRYPTION_KEY).
+pub async fn authorize_shop(
+    pool: &sqlx::PgPool,
+    sandbox: &Sandbox,
+    partner: u64,
+    key: &str,
+    shop: u64,
+) -> anyhow::Result<()> {
+    let shopee = ShopeeConfig {
+        api_base_url: sandbox.base_url(),
+        partner_id: partner,
+        partner_key: Secret::new(key),
+        rate_limit_per_shop: 1000,
+    };
+    let token_key: service_runtime::config::EncryptionKey =
+        TOKEN_KEY.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let client = service_runtime::shopee::client(&shopee, pool.clone(), None, &token_key)?;
+    client
+        .authorize_shop(ShopId::new(shop)?, &sandbox.authorize_shop(shop), None)
+        .await?;
+    Ok(())
+}
+
+/// `n` READY_TO_SHIP orders of the stack's shop (`{prefix}{i:08}`), each buying the mapped product.
+pub fn ready_to_ship(n: usize, prefix: &str) -> Vec<SeedOrder> {
+    (0..n)
+        .map(|i| {
+            let mut o = SeedOrder::example(SHOP, &format!("{prefix}{i:08}"), 100_001, "789100000001");
+            o.order_status = "READY_TO_SHIP".into();
+            o
+        })
+        .collect()
+}
+
+async fn measure(db_url: &str) -> anyhow::Result<Section> {
+    let pubsub = PubSubConfig {
+        project_id: PROJECT.into(),
+        emulator_host: Some(crate::services::PUBSUB_EMULATOR_HOST.into()),
+    };
+    let topics = service_runtime::pubsub::topic_admin(&pubsub).await?;
+    let subs = service_runtime::pubsub::subscription_admin(&pubsub).await?;
+    let topic = pubsub.topic_path("ordr-input");
+    service_runtime::pubsub::ensure_topic(&topics, &topic).await?;
+    let tap = pubsub.subscription_path("bench-tap");
+    // A fresh tap each run, so earlier runs' messages do not count.
+    let _ = subs
+        .delete_subscription()
+        .set_subscription(tap.clone())
+        .send()
+        .await;
+    service_runtime::pubsub::ensure_subscription(&subs, &tap, &topic, 60).await?;
+    let OrderStack { sandbox, pool, env } = order_stack(db_url, PROJECT, GATEWAY).await?;
+
+    // Stopped when dropped, on every path.
+    let gateway = Killed(spawn("webhook-gateway", GATEWAY, &env)?);
+    let publisher = Killed(spawn("order-publisher", PUBLISHER, &env)?);
     let ready = crate::bench::wait_ready(
         &format!("http://{PUBLISHER}/health/ready"),
         Duration::from_secs(20),
     )
     .await?;
     crate::bench::wait_ready(&format!("http://{GATEWAY}/health/ready"), Duration::from_secs(20)).await?;
-    let idle_rss = rss_kb(publisher.id());
+    let idle_rss = rss_kb(publisher.0.id());
     sandbox.clear_journal();
 
     let burst = Instant::now();
-    let orders: Vec<SeedOrder> = (0..ORDERS)
-        .map(|i| {
-            let mut o = SeedOrder::example(SHOP, &format!("BENCH{i:08}"), 100_001, "789100000001");
-            o.order_status = "READY_TO_SHIP".into();
-            o
-        })
-        .collect();
-    sandbox.seed_orders(orders).await?;
+    sandbox.seed_orders(ready_to_ship(ORDERS, "BENCH")).await?;
     let pushed_in = burst.elapsed();
-    let mut loaded_rss = rss_kb(publisher.id());
+    let mut loaded_rss = rss_kb(publisher.0.id());
 
     // Drain: every order's new_order pulled from the tap.
     let http = reqwest::Client::new();
@@ -196,7 +237,7 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
         } else {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        loaded_rss = loaded_rss.max(rss_kb(publisher.id()));
+        loaded_rss = loaded_rss.max(rss_kb(publisher.0.id()));
     }
     let drained_in = burst.elapsed();
     let detail_calls = sandbox.calls_to("/api/v2/order/get_order_detail");
@@ -207,13 +248,8 @@ async fn measure(db_url: &str) -> anyhow::Result<Section> {
     )
     .fetch_one(&pool)
     .await?;
-    for child in [&mut gateway, &mut publisher] {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let _ = child.wait();
-    }
+    drop(gateway);
+    drop(publisher);
     let bound = ORDERS.div_ceil(50);
     let mut s = Section::new("orders: burst of 10,000 READY_TO_SHIP pushes to published new_order");
     s.line(format!(

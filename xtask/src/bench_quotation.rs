@@ -34,7 +34,7 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// A stand-in for the Hub Config Service on its own thread: answers every request with `hubs`, counts them.
-fn hub_config_stub(requests: Arc<AtomicUsize>) -> anyhow::Result<String> {
+pub fn hub_config_stub(requests: Arc<AtomicUsize>) -> anyhow::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}", listener.local_addr()?);
     let mut hubs = Vec::new();

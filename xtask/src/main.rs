@@ -10,6 +10,7 @@
 mod bench;
 mod bench_catalog;
 mod bench_delivery;
+mod bench_footprint;
 mod bench_ingest;
 mod bench_orders;
 mod bench_quotation;
