@@ -119,7 +119,14 @@ fn config_error(service: &str, e: &ConfigError) -> ExitCode {
 /// racing the server's close of an idle connection (the request they just sent would be lost in that race).
 pub const HTTP_DRAIN: Duration = Duration::from_millis(500);
 
-/// Serves `router` until `shutdown` fires, drains for [`HTTP_DRAIN`], then lets in-flight requests finish.
+/// After the listening socket is closed, how long connections accepted just before may still deliver their request
+/// (then answered with `Connection: close`) before idle connections are closed.
+pub const HTTP_LAST_REQUESTS: Duration = Duration::from_millis(300);
+
+/// Serves `router` until `shutdown` fires, then shuts down without breaking a request a client already sent:
+/// for [`HTTP_DRAIN`] it keeps serving with `Connection: close`; then it closes the listening socket (new
+/// connections are refused, which a client can always retry); [`HTTP_LAST_REQUESTS`] later it closes idle
+/// connections and lets in-flight requests finish.
 pub async fn serve_http(
     listener: TcpListener,
     router: axum::Router,
@@ -143,12 +150,70 @@ pub async fn serve_http(
                 }
             },
         ));
+    let stop_accepting = CancellationToken::new();
+    let listener = ClosingListener {
+        addr: listener.local_addr()?,
+        inner: Some(listener),
+        stop: stop_accepting.clone(),
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
             tokio::time::sleep(HTTP_DRAIN).await;
+            stop_accepting.cancel();
+            tokio::time::sleep(HTTP_LAST_REQUESTS).await;
         })
         .await
+}
+
+/// A TCP listener that, when `stop` fires, accepts what waits in the backlog and closes its socket (new
+/// connections are then refused, never reset), and accepts nothing more.
+struct ClosingListener {
+    addr: std::net::SocketAddr,
+    inner: Option<TcpListener>,
+    stop: CancellationToken,
+}
+
+impl axum::serve::Listener for ClosingListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some(listener) = &self.inner else {
+                return std::future::pending().await;
+            };
+            if self.stop.is_cancelled() {
+                // Take what already waits in the kernel's backlog (those clients have sent their request), then
+                // close: closing with connections in the backlog would reset them.
+                if let Ok(Ok((stream, addr))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await
+                {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, addr);
+                }
+                self.inner = None;
+                continue;
+            }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        return (stream, addr);
+                    }
+                    // Out of file descriptors and the like: back off a little, as axum's own listener does.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = self.stop.cancelled() => {}
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }
 
 /// The `--help` text listing environment variables: pass `(name, meaning)` pairs.
@@ -245,7 +310,7 @@ mod tests {
         assert_eq!(draining.status(), 200);
         assert_eq!(draining.headers()["connection"], "close");
 
-        tokio::time::timeout(HTTP_DRAIN * 4, server)
+        tokio::time::timeout((HTTP_DRAIN + HTTP_LAST_REQUESTS) * 3, server)
             .await
             .expect("stops after the drain")
             .unwrap()
