@@ -511,7 +511,7 @@ pub struct ParkedUpdate {
 }
 
 /// Parks again, with the new reason, the redriven dead letter of this update (same kind, `sku@hub` and version);
-/// false when there is none (the caller parks a new one). The same statement as `dead_letters::repark`, inside the
+/// false when there is none (the caller parks a new one). Through `dead_letters::repark`, inside the
 /// caller's transaction so the state row and its letter never disagree.
 async fn repark_redriven(
     tx: &mut Transaction<'_, Postgres>,
@@ -532,14 +532,7 @@ async fn repark_redriven(
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else { return Ok(false) };
-    sqlx::query(
-        "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(reason)
-    .execute(&mut **tx)
-    .await?;
+    dead_letters::repark(&mut **tx, id, reason).await?;
     metrics::counter!("catalog_sync_redrives_total", "outcome" => "parked_again").increment(1);
     tracing::warn!(
         dead_letter.id = id,

@@ -134,14 +134,14 @@ pub async fn take_redrive_requests(
 }
 
 /// The redriven work failed again: parked with the new reason.
-pub async fn repark(pool: &PgPool, id: i64, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn repark(db: impl sqlx::PgExecutor<'_>, id: i64, reason: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
     .bind(reason)
-    .execute(pool)
+    .execute(db)
     .await
     .map(|_| ())
 }
