@@ -208,6 +208,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/shops", get(shops::list)),
         route(Method::GET, "/v1/shops/auth-link", get(shops::auth_link)),
         route(Method::GET, "/v1/shops/{shop_id}", get(shops::detail)),
+        route(Method::PATCH, "/v1/shops/{shop_id}", patch(shops::update)),
         route(Method::GET, "/v1/orders/{order_sn}", get(orders::detail)),
         route(Method::GET, "/v1/dead-letters", get(dead_letters::list)),
         route(

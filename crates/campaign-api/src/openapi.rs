@@ -156,9 +156,14 @@ pub fn document() -> Value {
               json!({"type": "object", "required": ["url", "redirect", "expires_at"], "properties": {
                 "url": {"type": "string"}, "redirect": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}}}), &["401"])}},
         "/v1/shops/{shop_id}": {
-          "get": {"summary": "One shop's authorization status", "operationId": "getShop",
+          "get": {"summary": "One shop: authorization status, token expiry, Instant Mart outlet and multi-warehouse settings", "operationId": "getShop",
             "parameters": [path_param("shop_id", "integer")],
-            "responses": ok("200", "the shop", schema_ref("Shop"), &["400", "401", "404", "503"])}},
+            "responses": ok("200", "the shop", schema_ref("Shop"), &["400", "401", "404", "503"])},
+          "patch": {"summary": "Set whether the shop is an Instant Mart outlet (of which mart) and whether it is multi-warehouse",
+            "operationId": "updateShop",
+            "description": "catalog-sync-worker updates price and stock of an outlet shop through the outlet APIs, and stock updates of a multi-warehouse shop must carry location_id. The mart must be a known shop, not the shop itself and not an outlet; a shop that is the mart of other shops cannot become an outlet (422).",
+            "parameters": [path_param("shop_id", "integer")], "requestBody": body(schema_ref("UpdateShop")),
+            "responses": ok("200", "the shop after the change, as GET answers it", schema_ref("Shop"), &["400", "401", "404", "413", "422", "503"])}},
         "/v1/orders/{order_sn}": {
           "get": {"summary": "An order's state in this service (no buyer data)", "operationId": "getOrder",
             "parameters": [path_param("order_sn", "string")],
@@ -237,8 +242,15 @@ pub fn document() -> Value {
               "items_seen": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
               "failed": {"type": "integer"}, "error": {"type": ["string", "null"]},
               "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]}}},
+          "UpdateShop": {"type": "object", "additionalProperties": false, "minProperties": 1,
+              "description": "each field absent = unchanged", "properties": {
+              "mart_shop_id": {"type": ["integer", "null"], "minimum": 1,
+                               "description": "Instant Mart: the mart shop this shop is an outlet of; null = not an outlet any more"},
+              "multi_warehouse": {"type": "boolean", "description": "stock updates must carry location_id"}}},
           "Shop": {"type": "object", "properties": {
               "shop_id": {"type": "integer"},
+              "mart_shop_id": {"type": ["integer", "null"], "description": "Instant Mart: the mart shop this outlet belongs to; null when not an outlet"},
+              "multi_warehouse": {"type": "boolean", "description": "stock updates carry location_id"},
               "authorization_status": {"type": "string", "enum": ["authorized", "expired", "deauthorized", "never_authorized"]},
               "authorized_at": {"type": ["string", "null"]}, "authorization_expires_at": {"type": ["string", "null"]},
               "deauthorized_at": {"type": ["string", "null"]}, "access_token_expires_at": {"type": ["string", "null"]},

@@ -6,6 +6,7 @@ mod campaigns;
 mod common;
 mod openapi;
 mod routes;
+mod shops;
 
 mod contract {
     use test_support::contract::{Contract, check};
