@@ -70,6 +70,14 @@ pub struct Settings {
     pub jobs_interval: Duration,
     /// Scheduled content sync (`productsUpdatedSince`); None = only on demand.
     pub content_interval: Option<Duration>,
+    /// Instant Mart outlet shops: when at least this many items of one outlet shop are due together, they go in one
+    /// `batch_update_outlet_price/stock` (up to 100 items) instead of one call per item. A batch costs a submit and
+    /// at least one poll of its task, so it pays off from 3 items; 0 = never batch.
+    pub outlet_batch_min_items: usize,
+    /// How often a batch task's result is polled.
+    pub outlet_task_poll: Duration,
+    /// How long a batch task is polled before its items are retried (kept well under `lease`).
+    pub outlet_task_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +98,9 @@ impl Default for Settings {
             redrive_interval: Duration::from_secs(5),
             jobs_interval: Duration::from_secs(5),
             content_interval: Some(Duration::from_secs(900)),
+            outlet_batch_min_items: 3,
+            outlet_task_poll: Duration::from_millis(500),
+            outlet_task_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -125,8 +136,22 @@ impl Config {
             ack_extension: Duration::from_secs(ack_secs),
             lease: Duration::from_secs(env.or_default("CATALOG_FLUSH_LEASE_SECS", "120")?),
             content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
+            outlet_batch_min_items: env.or_default("CATALOG_OUTLET_BATCH_MIN_ITEMS", "3")?,
+            outlet_task_timeout: Duration::from_secs(
+                env.or_default("CATALOG_OUTLET_TASK_TIMEOUT_SECS", "60")?,
+            ),
             ..Settings::default()
         };
+        if settings.outlet_task_timeout >= settings.lease {
+            return Err(ConfigError::Malformed {
+                var: "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
+                problem: format!(
+                    "{} s must be shorter than CATALOG_FLUSH_LEASE_SECS ({} s): a batch holds its items' leases while it polls",
+                    settings.outlet_task_timeout.as_secs(),
+                    settings.lease.as_secs()
+                ),
+            });
+        }
         Ok(Self {
             shopee: ShopeeConfig::from_env(env)?,
             token_key: config::token_encryption_key(env)?,
@@ -193,6 +218,14 @@ pub fn help() -> String {
         (
             "CATALOG_FLUSH_LEASE_SECS",
             "how long a claimed item stays with a flusher that died; longer than a Shopee call with its retries [default: 120]",
+        ),
+        (
+            "CATALOG_OUTLET_BATCH_MIN_ITEMS",
+            "Instant Mart outlet shops: items due together from which one batch outlet update replaces per-item calls; 0 = never [default: 3]",
+        ),
+        (
+            "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
+            "how long a batch outlet task is polled before its items are retried [default: 60]",
         ),
         (
             "CONTENT_SYNC_INTERVAL_SECS",

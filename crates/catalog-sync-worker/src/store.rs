@@ -356,6 +356,44 @@ pub async fn claim(
     .await
 }
 
+/// Claims more due items of one shop and kind (an outlet shop's batch), oldest first, that nobody holds.
+pub async fn claim_shop(
+    pool: &PgPool,
+    owner: &str,
+    shop_id: i64,
+    kind: &str,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE catalog_sync_dirty d SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
+         WHERE (d.shop_id, d.item_id, d.kind) IN (
+            SELECT shop_id, item_id, kind FROM catalog_sync_dirty
+            WHERE shop_id = $4 AND kind = $5
+              AND due_at <= now() AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING d.shop_id, d.item_id, d.kind, d.seq, d.attempts",
+    )
+    .bind(owner)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .bind(shop_id)
+    .bind(kind)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether the shop is an Instant Mart outlet (price and stock are set per outlet shop).
+pub async fn is_outlet_shop(pool: &PgPool, shop_id: i64) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar("SELECT mart_shop_id IS NOT NULL FROM shops WHERE shop_id = $1")
+            .bind(shop_id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
+    )
+}
+
 /// One model (and location) waiting to be sent.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingRow {

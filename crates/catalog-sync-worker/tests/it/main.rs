@@ -15,6 +15,7 @@ fn bench_catalog_100k_inventory_events() {
 
 mod content_images;
 mod jobs;
+mod outlet;
 mod redrive;
 mod support;
 mod sync;
