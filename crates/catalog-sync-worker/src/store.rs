@@ -334,29 +334,17 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// Claims due items that nobody holds (or whose lease ran out).
+/// Claims due items that nobody holds (or whose lease ran out), oldest first.
 pub async fn claim(
     pool: &PgPool,
     owner: &str,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE catalog_sync_dirty d SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
-         WHERE (d.shop_id, d.item_id, d.kind) IN (
-            SELECT shop_id, item_id, kind FROM catalog_sync_dirty
-            WHERE due_at <= now() AND (lease_until IS NULL OR lease_until < now())
-            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-         RETURNING d.shop_id, d.item_id, d.kind, d.seq, d.attempts",
-    )
-    .bind(owner)
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await
+    claim_where(pool, owner, limit, lease, None).await
 }
 
-/// Claims more due items of one shop and kind (an outlet shop's batch), oldest first, that nobody holds.
+/// Claims more due items of one shop and kind (an outlet shop's batch), like [`claim`].
 pub async fn claim_shop(
     pool: &PgPool,
     owner: &str,
@@ -365,20 +353,30 @@ pub async fn claim_shop(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
+    claim_where(pool, owner, limit, lease, Some((shop_id, kind))).await
+}
+
+async fn claim_where(
+    pool: &PgPool,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+    shop_kind: Option<(i64, &str)>,
+) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE catalog_sync_dirty d SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
          WHERE (d.shop_id, d.item_id, d.kind) IN (
             SELECT shop_id, item_id, kind FROM catalog_sync_dirty
-            WHERE shop_id = $4 AND kind = $5
-              AND due_at <= now() AND (lease_until IS NULL OR lease_until < now())
+            WHERE due_at <= now() AND (lease_until IS NULL OR lease_until < now())
+              AND ($4::bigint IS NULL OR (shop_id = $4 AND kind = $5))
             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING d.shop_id, d.item_id, d.kind, d.seq, d.attempts",
     )
     .bind(owner)
     .bind(limit)
     .bind(lease.as_secs_f64())
-    .bind(shop_id)
-    .bind(kind)
+    .bind(shop_kind.map(|(shop, _)| shop))
+    .bind(shop_kind.map(|(_, kind)| kind))
     .fetch_all(pool)
     .await
 }
