@@ -54,6 +54,8 @@ pub fn run(names: &[String]) -> anyhow::Result<()> {
         anyhow::bail!("no benchmark named `{unknown}` (known: {})", known.join(", "));
     }
     let _services = crate::services::ensure_all()?;
+    // Before the benchmarks run: the load average they would leave behind is their own.
+    let machine = machine();
     let mut sections = Vec::new();
     let mut failed = Vec::new();
     for (name, bench) in BENCHES {
@@ -71,21 +73,20 @@ pub fn run(names: &[String]) -> anyhow::Result<()> {
             }
         }
     }
-    write_report(&sections)?;
+    write_report(&machine, &sections)?;
     anyhow::ensure!(failed.is_empty(), "benchmarks failed: {}", failed.join(", "));
     Ok(())
 }
 
 /// Writes docs/benchmarks.md: the sections run now, and the earlier sections of benchmarks not run this time
 /// (each keeps the date of the run that measured it).
-fn write_report(sections: &[(&str, Section)]) -> anyhow::Result<()> {
+fn write_report(machine: &str, sections: &[(&str, Section)]) -> anyhow::Result<()> {
     let path = PathBuf::from("docs/benchmarks.md");
     let previous = std::fs::read_to_string(&path).unwrap_or_default();
     let mut md = String::from(
         "# Benchmarks\n\nWritten by `make bench` (`cargo xtask bench [name...]`, release builds); every figure comes with \
          its anchor or target measured in the same run. Sections not re-run keep the machine line of their own run.\n\n",
     );
-    let machine = machine();
     for (name, _) in BENCHES {
         if let Some((_, s)) = sections.iter().find(|(n, _)| n == name) {
             md.push_str(&format!("## {}\n\n- machine: {machine}\n", s.title));

@@ -189,3 +189,77 @@ async fn database_down_means_503_then_recovery() {
     }
     assert_eq!(rows(&db).await.0, 2);
 }
+
+/// Group commit: many concurrent pushes, some of them repeats, each answered 2xx only once stored; every distinct
+/// push is one row and every repeat is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_pushes_are_each_stored_before_their_2xx() {
+    let db = TestDb::new().await;
+    let gw = std::sync::Arc::new(start(&db.url).await);
+    let mut tasks = Vec::new();
+    for client in 0..32 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                // Clients 0 and 1 send the same ten pushes.
+                let body = order_body(&format!("CONC{:02}X{i:02}", client.max(1)));
+                let (status, _) = post(&gw, body.as_bytes(), Some(&sign(body.as_bytes()))).await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    assert_eq!(rows(&db).await, (310, 320));
+}
+
+/// A statement that cannot finish (here: blocked on a row another transaction is inserting) does not hold up the
+/// pushes that come after it: they go in a statement of their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_statement_does_not_hold_up_later_pushes() {
+    let db = TestDb::new().await;
+    let gw = std::sync::Arc::new(start(&db.url).await);
+    let stalled = order_body("STALLED1");
+    let key = push_inbox::Push::parse(stalled.as_bytes())
+        .expect("push")
+        .dedup_key;
+    let mut tx = db.pool.begin().await.expect("begin");
+    sqlx::query("INSERT INTO push_inbox (dedup_key, payload) VALUES ($1, '{}')")
+        .bind(&key)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+
+    let first = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            post(&gw, stalled.as_bytes(), Some(&sign(stalled.as_bytes())))
+                .await
+                .0
+        })
+    };
+    // Until the other transaction ends, the statement holding STALLED1 waits on its row.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !first.is_finished(),
+        "the push was answered before its statement could commit"
+    );
+    let later = order_body("LATER1");
+    let answered = tokio::time::timeout(
+        Duration::from_secs(2),
+        post(&gw, later.as_bytes(), Some(&sign(later.as_bytes()))),
+    )
+    .await
+    .expect("a later push waited for the stalled statement");
+    assert_eq!(answered.0, 200);
+    assert!(!first.is_finished());
+
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        first.await.expect("first"),
+        200,
+        "stored as a repeat of the committed row"
+    );
+    assert_eq!(rows(&db).await, (2, 3));
+}
