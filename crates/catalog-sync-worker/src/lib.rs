@@ -130,16 +130,20 @@ impl Config {
                 problem: format!("{ack_secs} is outside 10..=600 seconds (Pub/Sub's range)"),
             });
         }
+        let lease = Duration::from_secs(env.or_default("CATALOG_FLUSH_LEASE_SECS", "120")?);
+        // Unset: 60 s, or half the lease when the lease is shorter than 120 s.
+        let outlet_task_timeout = match env.optional::<u64>("CATALOG_OUTLET_TASK_TIMEOUT_SECS")? {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(60).min(lease / 2),
+        };
         let settings = Settings {
             flush_window: Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?),
             flush_concurrency: env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?,
             ack_extension: Duration::from_secs(ack_secs),
-            lease: Duration::from_secs(env.or_default("CATALOG_FLUSH_LEASE_SECS", "120")?),
+            lease,
             content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
             outlet_batch_min_items: env.or_default("CATALOG_OUTLET_BATCH_MIN_ITEMS", "3")?,
-            outlet_task_timeout: Duration::from_secs(
-                env.or_default("CATALOG_OUTLET_TASK_TIMEOUT_SECS", "60")?,
-            ),
+            outlet_task_timeout,
             ..Settings::default()
         };
         if settings.outlet_task_timeout >= settings.lease {
@@ -225,7 +229,7 @@ pub fn help() -> String {
         ),
         (
             "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
-            "how long a batch outlet task is polled before its items are retried [default: 60]",
+            "how long a batch outlet task is polled before its items are retried; shorter than the lease [default: 60, or half the lease if that is less]",
         ),
         (
             "CONTENT_SYNC_INTERVAL_SECS",
@@ -487,4 +491,45 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
     }
     pool.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = vec![
+            ("SHOPEE_PARTNER_ID", "1000001"),
+            ("SHOPEE_PARTNER_KEY", "test-partner-key"),
+            (
+                "TOKEN_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("PUBSUB_PROJECT_ID", "p"),
+            ("PRICE_UPDATE_TOPIC", "price-updates"),
+            ("INVENTORY_UPDATE_TOPIC", "inventory-updates"),
+        ];
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn the_outlet_task_timeout_follows_a_short_lease_unless_set() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(c.settings.outlet_task_timeout, Duration::from_secs(60));
+        // A short lease (as in the chaos scenarios) shortens the default instead of refusing to start.
+        let c = Config::from_env(&env(&[("CATALOG_FLUSH_LEASE_SECS", "15")])).unwrap();
+        assert_eq!(c.settings.outlet_task_timeout, Duration::from_millis(7500));
+        let err = Config::from_env(&env(&[
+            ("CATALOG_FLUSH_LEASE_SECS", "15"),
+            ("CATALOG_OUTLET_TASK_TIMEOUT_SECS", "20"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("CATALOG_OUTLET_TASK_TIMEOUT_SECS"), "{err}");
+        let c = Config::from_env(&env(&[("CATALOG_OUTLET_BATCH_MIN_ITEMS", "0")])).unwrap();
+        assert_eq!(c.settings.outlet_batch_min_items, 0);
+    }
 }
