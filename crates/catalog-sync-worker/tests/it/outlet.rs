@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use domain::mapping::{MappingSource, ProductMapping};
 use domain::{ItemId, ModelId, ShopId, Sku};
-use shopee_sandbox::{Fault, FaultKind, ItemFlags, MartLink, SeedItem, SeedModel, SeedShop, ShopKind};
+use shopee_sandbox::{Fault, FaultKind, MartLink, SeedItem, SeedModel, SeedShop, ShopKind};
 
 use crate::support::{Rig, fast, not_applied, wait_for};
 
@@ -202,16 +202,7 @@ async fn an_outlet_shops_due_items_go_in_one_batch_update_and_a_few_go_per_item(
 async fn a_refused_item_in_a_batch_is_parked_and_the_others_applied() {
     let (rig, skus) = outlet_rig(10).await;
     let deleted = 2004;
-    rig.sandbox
-        .set_item_flags(
-            rig.shop,
-            deleted,
-            ItemFlags {
-                deleted: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    rig.delete_item(deleted);
     publish_versions(&rig, &skus, 1).await;
     let settings = catalog_sync_worker::Settings {
         flush_concurrency: 1,

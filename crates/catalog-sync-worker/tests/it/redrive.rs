@@ -72,16 +72,7 @@ async fn redriven_dead_letters_go_back_through_newest_wins() {
             },
         )
         .unwrap();
-    rig.sandbox
-        .set_item_flags(
-            rig.shop,
-            deleted,
-            ItemFlags {
-                deleted: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    rig.delete_item(deleted);
     let (stop, handle) = rig.spawn(fast());
     rig.publish(vec![
         (true, rig.price_event(&rig.sku(0), 1001, 1)),

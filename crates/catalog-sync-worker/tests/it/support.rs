@@ -251,6 +251,20 @@ impl Rig {
         ((m.original_price * 100.0).round() as i64, m.total_stock)
     }
 
+    /// Marks an item of the rig's shop deleted at the sandbox (Shopee then refuses its updates).
+    pub fn delete_item(&self, item_id: u64) {
+        self.sandbox
+            .set_item_flags(
+                self.shop,
+                item_id,
+                shopee_sandbox::ItemFlags {
+                    deleted: Some(true),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+
     pub fn update_calls(&self) -> Vec<JournalEntry> {
         self.sandbox
             .journal()

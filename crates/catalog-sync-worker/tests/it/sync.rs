@@ -270,16 +270,7 @@ async fn r7_permanent_failures_are_parked_after_one_attempt() {
     let rig = Rig::new(200).await;
     let map = rig.seed_catalog(100, 1).await;
     let (deleted, reserved, locked) = (map[&rig.sku(10)].0, map[&rig.sku(20)].0, map[&rig.sku(30)].0);
-    rig.sandbox
-        .set_item_flags(
-            rig.shop,
-            deleted,
-            ItemFlags {
-                deleted: Some(true),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    rig.delete_item(deleted);
     rig.sandbox
         .set_item_flags(
             rig.shop,
