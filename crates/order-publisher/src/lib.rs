@@ -152,19 +152,31 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         )),
     ];
     let app = Router::new().merge(health.router());
-    cli::serve_http(serve.listener, app, serve.shutdown).await?;
-    // Stop taking work and give each loop a moment to finish the batch it holds. What is still running after that
-    // is aborted: every step is idempotent (leases expire, the outbox key is unique), so nothing is lost or doubled.
-    let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
-    if tokio::time::timeout(Duration::from_millis(1200), futures::future::join_all(workers))
-        .await
-        .is_err()
-    {
-        tracing::warn!("workers still busy at shutdown: aborted; their leased work is picked up again");
-        aborts.iter().for_each(|a| a.abort());
-    }
-    let _ = tokio::time::timeout(Duration::from_millis(500), publisher.flush()).await;
-    pool.close().await;
+    // The loops get their grace while the HTTP server drains, both counted from SIGTERM, so the process is gone
+    // within 2 s even when a loop is stuck (a Shopee call retrying, a dead connection).
+    let http = async {
+        let served = cli::serve_http(serve.listener, app, serve.shutdown).await;
+        shutdown.cancel();
+        served
+    };
+    let wind_down = async {
+        shutdown.cancelled().await;
+        // Give each loop a moment to finish the batch it holds. What is still running after that is aborted: every
+        // step is idempotent (leases expire, the outbox key is unique), so nothing is lost or doubled.
+        let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+        if tokio::time::timeout(Duration::from_millis(1200), futures::future::join_all(workers))
+            .await
+            .is_err()
+        {
+            tracing::warn!("workers still busy at shutdown: aborted; their leased work is picked up again");
+            aborts.iter().for_each(|a| a.abort());
+        }
+    };
+    let (served, ()) = tokio::join!(http, wind_down);
+    served?;
+    let _ = tokio::time::timeout(Duration::from_millis(300), publisher.flush()).await;
+    // Connections held by aborted loops may be broken; the process exit closes whatever is left.
+    let _ = tokio::time::timeout(Duration::from_millis(200), pool.close()).await;
     Ok(())
 }
 
