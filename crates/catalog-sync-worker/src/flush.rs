@@ -193,9 +193,9 @@ impl Flusher {
     /// Flushes a claimed item; for an Instant Mart outlet shop, first gathers the shop's other due items of the
     /// same kind and sends them together in one batch outlet update when there are enough of them.
     async fn flush_claimed(&self, c: Claimed) -> anyhow::Result<()> {
-        let min = self.settings.outlet_batch_min_items;
-        if min == 0 || !store::is_outlet_shop(&self.pool, c.shop_id).await? {
-            return self.flush_item(&c).await;
+        let outlet = store::is_outlet_shop(&self.pool, c.shop_id).await?;
+        if !outlet || self.settings.outlet_batch_min_items == 0 {
+            return self.flush_item(&c, outlet).await;
         }
         let more_limit = i64::try_from(OUTLET_BATCH_MAX - 1).unwrap_or(99);
         let more = store::claim_shop(
@@ -215,9 +215,8 @@ impl Flusher {
 
     /// Sends one claimed item's pending models with `update_price` / `update_stock` and records what happened.
     #[tracing::instrument(skip_all, fields(shop.id = c.shop_id, item.id = c.item_id, kind = %c.kind))]
-    pub async fn flush_item(&self, c: &Claimed) -> anyhow::Result<()> {
+    async fn flush_item(&self, c: &Claimed, outlet: bool) -> anyhow::Result<()> {
         let kind = kind_of(c)?;
-        let outlet = store::is_outlet_shop(&self.pool, c.shop_id).await?;
         let mut work = self.prepare(c.clone(), outlet).await?;
         self.send_per_item(kind, &mut work).await?;
         self.finish(kind, vec![work]).await
