@@ -303,9 +303,7 @@ impl WrkInput {
                         let mut out = Vec::with_capacity(PER_THREAD * 360);
                         for i in 0..PER_THREAD {
                             let n = i * WRK_THREADS + thread;
-                            let body = format!(
-                                r#"{{"shop_id":900001,"code":3,"timestamp":1764072000,"data":{{"ordersn":"W{n:013}","status":"READY_TO_SHIP","update_time":1764072000}}}}"#
-                            );
+                            let body = ready_to_ship_push(&format!("W{n:013}"));
                             let auth = sign_push(PushSignatureMode::UrlAndBody, key, callback, body.as_bytes());
                             write!(
                                 out,
@@ -533,9 +531,7 @@ pub async fn load(
             let mut seq: u64 = 0;
             while Instant::now() < deadline {
                 seq += 1;
-                let body = format!(
-                    r#"{{"shop_id":900001,"code":3,"timestamp":1764072000,"data":{{"ordersn":"B{worker:03}X{seq:09}","status":"READY_TO_SHIP","update_time":1764072000}}}}"#
-                );
+                let body = ready_to_ship_push(&format!("B{worker:03}X{seq:09}"));
                 let auth = sign_push(PushSignatureMode::UrlAndBody, &key, &callback, body.as_bytes());
                 let t = Instant::now();
                 let resp = http
@@ -603,4 +599,11 @@ fn pgbench(clients: usize, duration: Duration) -> anyhow::Result<f64> {
                 .and_then(|v| v.parse().ok())
         })
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))
+}
+
+/// The body of a READY_TO_SHIP order push (code 3) for `order_sn`, as both load generators send it.
+fn ready_to_ship_push(order_sn: &str) -> String {
+    format!(
+        r#"{{"shop_id":900001,"code":3,"timestamp":1764072000,"data":{{"ordersn":"{order_sn}","status":"READY_TO_SHIP","update_time":1764072000}}}}"#
+    )
 }
