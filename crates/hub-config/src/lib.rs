@@ -4,6 +4,10 @@
 //! quotation only clones an `Arc` of the current snapshot and never waits on the service. When a refresh fails the
 //! last good snapshot keeps serving (its age is the `hub_config_age_seconds` gauge). A hub entry that does not parse is
 //! skipped with a warning; the others still serve.
+//!
+//! `delivery.zip_ranges` (inclusive 8-digit CEP ranges, `[["01000000", "01599999"]]`) and `delivery.zip_fee` (a
+//! decimal string) serve the seller-logistics quotation (channel 90021). Absent `zip_ranges` = no range (the hub
+//! quotes no 90021 call); absent `zip_fee` = the hub's `base_fee`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -39,6 +43,37 @@ pub struct Hub {
     pub preparation_minutes: u32,
     pub speed_kmh: f64,
     pub opening_hours: Vec<Opening>,
+    /// Inclusive CEP ranges (8 digits as integers) this hub serves on channel 90021; empty = none.
+    pub zip_ranges: Vec<ZipRange>,
+    /// The flat channel-90021 fee (`delivery.zip_fee`; `base_fee` when absent).
+    pub zip_fee: Money,
+}
+
+/// An inclusive range of CEPs, as integers (`01000000` = 1_000_000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZipRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl ZipRange {
+    pub fn contains(&self, cep: u32) -> bool {
+        self.first <= cep && cep <= self.last
+    }
+}
+
+impl Hub {
+    /// Whether one of the hub's `zip_ranges` holds `cep` (see [`parse_cep`]).
+    pub fn serves_zip(&self, cep: u32) -> bool {
+        self.zip_ranges.iter().any(|r| r.contains(cep))
+    }
+}
+
+/// A CEP of exactly 8 ASCII digits (`"01310100"`) as an integer; anything else is `None`.
+pub fn parse_cep(raw: &str) -> Option<u32> {
+    (raw.len() == 8 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.parse().ok())
+        .flatten()
 }
 
 /// Every hub, by Shopee shop.
@@ -91,6 +126,10 @@ struct RawDelivery {
     free_above: Option<Value>,
     preparation_minutes: u32,
     speed_kmh: f64,
+    #[serde(default)]
+    zip_ranges: Option<Vec<Value>>,
+    #[serde(default)]
+    zip_fee: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +145,27 @@ fn money(v: &Value, what: &str) -> Result<Money, String> {
         Value::Number(n) => Money::from_shopee_number(n).map_err(|e| format!("{what}: {e}")),
         _ => Err(format!("{what} must be a decimal string like \"4.90\"")),
     }
+}
+
+/// `[["01000000", "01599999"], ...]`: each an inclusive pair of 8-digit strings, first <= last.
+fn zip_ranges(raw: Option<&Vec<Value>>) -> Result<Vec<ZipRange>, String> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.iter()
+        .map(|pair| {
+            let bounds = pair
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .and_then(|a| Some((parse_cep(a[0].as_str()?)?, parse_cep(a[1].as_str()?)?)));
+            match bounds {
+                Some((first, last)) if first <= last => Ok(ZipRange { first, last }),
+                _ => Err(format!(
+                    "delivery.zip_ranges entry {pair} is not a pair of 8-digit CEP strings [first, last] with first <= last"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// "HH:MM" -> minutes from midnight; "24:00" is the end of the day.
@@ -146,13 +206,20 @@ impl TryFrom<RawHub> for Hub {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let base_fee = money(&d.base_fee, "delivery.base_fee")?;
+        let zip_fee = match d.zip_fee.as_ref().filter(|v| !v.is_null()) {
+            Some(v) => money(v, "delivery.zip_fee")?,
+            None => base_fee,
+        };
         Ok(Hub {
+            zip_ranges: zip_ranges(d.zip_ranges.as_ref())?,
+            zip_fee,
             active: r.active,
             shop_id: r.shopee_shop_id,
             latitude: r.location.latitude,
             longitude: r.location.longitude,
             radius_km: d.radius_km,
-            base_fee: money(&d.base_fee, "delivery.base_fee")?,
+            base_fee,
             fee_per_km: money(&d.fee_per_km, "delivery.fee_per_km")?,
             free_above: d
                 .free_above
@@ -311,6 +378,85 @@ mod tests {
         );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("BAD"));
+        // No zip_ranges / zip_fee: no 90021 range, and the flat fee defaults to base_fee.
+        assert!(hubs[0].zip_ranges.is_empty());
+        assert_eq!(hubs[0].zip_fee, hubs[0].base_fee);
+        assert!(!hubs[0].serves_zip(1_310_100));
+    }
+
+    fn with_delivery(extra: &str) -> Vec<u8> {
+        format!(
+            r#"[{{"hub_id": "Z", "active": true, "shopee_shop_id": 7, "location": {{"latitude": 0, "longitude": 0}},
+                "delivery": {{"radius_km": 1, "base_fee": "4.90", "fee_per_km": "1", "preparation_minutes": 1,
+                             "speed_kmh": 1 {extra}}}}}]"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn zip_ranges_and_zip_fee_parse_inclusively() {
+        let (hubs, warnings) = parse_hubs(&with_delivery(
+            r#", "zip_ranges": [["01000000", "01599999"], ["04500000", "04500000"]], "zip_fee": "9.90""#,
+        ))
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let h = &hubs[0];
+        assert_eq!(h.zip_fee.centavos(), 990);
+        assert_eq!(
+            h.zip_ranges,
+            vec![
+                ZipRange {
+                    first: 1_000_000,
+                    last: 1_599_999
+                },
+                ZipRange {
+                    first: 4_500_000,
+                    last: 4_500_000
+                }
+            ]
+        );
+        for (cep, served) in [
+            ("00999999", false),
+            ("01000000", true),
+            ("01310100", true),
+            ("01599999", true),
+            ("01600000", false),
+            ("04500000", true),
+            ("04500001", false),
+        ] {
+            assert_eq!(h.serves_zip(parse_cep(cep).unwrap()), served, "{cep}");
+        }
+        // null is the same as absent.
+        let (hubs, _) = parse_hubs(&with_delivery(r#", "zip_ranges": null, "zip_fee": null"#)).unwrap();
+        assert!(hubs[0].zip_ranges.is_empty());
+        assert_eq!(hubs[0].zip_fee.centavos(), 490);
+    }
+
+    #[test]
+    fn a_bad_zip_range_or_fee_skips_the_hub_with_a_reason() {
+        for bad in [
+            r#", "zip_ranges": [["0100000", "01599999"]]"#,
+            r#", "zip_ranges": [["01599999", "01000000"]]"#,
+            r#", "zip_ranges": [[1000000, 1599999]]"#,
+            r#", "zip_ranges": [["01000000"]]"#,
+            r#", "zip_ranges": [["0100000a", "01599999"]]"#,
+            r#", "zip_fee": "x""#,
+        ] {
+            let (hubs, warnings) = parse_hubs(&with_delivery(bad)).unwrap();
+            assert!(hubs.is_empty(), "{bad}");
+            assert_eq!(warnings.len(), 1, "{bad}");
+            assert!(warnings[0].contains("zip_"), "{bad}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn ceps_are_exactly_eight_digits() {
+        assert_eq!(parse_cep("01310100"), Some(1_310_100));
+        assert_eq!(parse_cep("99999999"), Some(99_999_999));
+        assert_eq!(parse_cep("1310100"), None);
+        assert_eq!(parse_cep("01310-100"), None);
+        assert_eq!(parse_cep("+1310100"), None);
+        assert_eq!(parse_cep(""), None);
     }
 
     #[test]
