@@ -1,11 +1,13 @@
 //! `cargo xtask <task>`: the real logic behind the Makefile.
 //!
+//! - `bootstrap`: install what the tasks need when it is missing (each task below also does it for its own needs).
 //! - `run`: the whole system locally (PostgreSQL, Redis, the Pub/Sub emulator, a Kafka broker, the Shopee
 //!   sandbox and the five binaries), until Ctrl-C.
 //! - `test`: formatting, clippy `-D warnings`, then every test against real services, starting what is missing.
 //! - `services`: start what the tests need and leave it running.
 //! - `bench`: the benchmarks (see docs/benchmarks.md).
 //! - `chaos`: the reliability scenarios against the real binaries (short profile in `test`, full on demand).
+//! - `ordr-pull`: the ORDR messages waiting on the demo subscription of `run`, decoded.
 
 mod bench;
 mod bench_catalog;
@@ -14,6 +16,7 @@ mod bench_footprint;
 mod bench_ingest;
 mod bench_orders;
 mod bench_quotation;
+mod bootstrap;
 mod chaos;
 mod run;
 mod services;
@@ -31,13 +34,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Install what the tasks need when it is missing (Debian packages by apt-get, tansu and cargo-nextest by
+    /// cargo install), then start PostgreSQL and Redis. `run`, `test`, `bench`, `chaos` and `services` do the same
+    /// for their own needs; this is the step a fresh machine (and CI) runs first.
+    Bootstrap {
+        /// Only what this task needs.
+        #[arg(long = "for", value_enum, default_value = "all")]
+        task: bootstrap::Task,
+    },
     /// Start the whole system locally against the Shopee sandbox; Ctrl-C stops everything it started.
     Run,
-    /// fmt check + clippy -D warnings + all tests (real PostgreSQL, Redis, Pub/Sub emulator).
+    /// fmt check + clippy -D warnings + all tests (real PostgreSQL, Redis, Pub/Sub emulator, tansu), then the short
+    /// chaos profile and the deploy manifests' validation.
     Test {
         /// Skip fmt and clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Only this package's tests (repeatable), e.g. `-p delivery-status-consumer`; the chaos profile and the
+        /// deploy validation are skipped then.
+        #[arg(short, long = "package", value_name = "PACKAGE")]
+        packages: Vec<String>,
         /// Extra arguments for the test runner (e.g. a test name filter).
         #[arg(last = true)]
         args: Vec<String>,
@@ -62,23 +78,50 @@ enum Task {
         /// Scenario ids (R1, R11, ...); all when empty.
         scenarios: Vec<String>,
     },
+    /// Pull the ORDR messages waiting on `make run`'s demo subscription and print each one's attributes and its
+    /// data as pretty JSON (decoded from Pub/Sub's base64). They stay on the subscription unless --ack.
+    OrdrPull {
+        /// The subscription (on the emulator, project of `make run`).
+        #[arg(long, default_value = run::DEMO_SUBSCRIPTION)]
+        subscription: String,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 10)]
+        max: u32,
+        /// Acknowledge what was printed (else it is released at once, to be pulled again).
+        #[arg(long)]
+        ack: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Run => run::run(),
-        Task::Test { no_lint, args } => test(no_lint, &args),
-        Task::Services => services::ensure_all().map(|started| {
-            for s in started {
-                // Keep what we started running for the developer.
-                s.detach();
-            }
-        }),
+        Task::Bootstrap { task } => bootstrap::bootstrap(task),
+        Task::Run => bootstrap::ensure(bootstrap::Task::Run).and_then(|()| run::run()),
+        Task::Test {
+            no_lint,
+            packages,
+            args,
+        } => bootstrap::ensure(bootstrap::Task::Test).and_then(|()| test(no_lint, &packages, &args)),
+        Task::Services => bootstrap::ensure(bootstrap::Task::Services)
+            .and_then(|()| services::ensure_all())
+            .map(|started| {
+                for s in started {
+                    // Keep what we started running for the developer.
+                    s.detach();
+                }
+            }),
         Task::Lint => lint(),
         Task::Dist => dist(),
-        Task::Bench { names } => bench::run(&names),
-        Task::Chaos { full, scenarios } => chaos::run(full, &scenarios),
+        Task::Bench { names } => bootstrap::ensure(bootstrap::Task::Bench).and_then(|()| bench::run(&names)),
+        Task::Chaos { full, scenarios } => {
+            bootstrap::ensure(bootstrap::Task::Chaos).and_then(|()| chaos::run(full, &scenarios))
+        }
+        Task::OrdrPull {
+            subscription,
+            max,
+            ack,
+        } => run::ordr_pull(&subscription, max, ack),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,37 +184,45 @@ fn lint() -> anyhow::Result<()> {
     sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
-fn test(no_lint: bool, args: &[String]) -> anyhow::Result<()> {
+fn test(no_lint: bool, packages: &[String], args: &[String]) -> anyhow::Result<()> {
     if !no_lint {
         lint()?;
     }
     let started = services::ensure_all()?;
+    // The whole workspace, or only the packages asked for.
+    let scope: Vec<String> = if packages.is_empty() {
+        vec!["--workspace".into()]
+    } else {
+        packages.iter().flat_map(|p| ["-p".into(), p.clone()]).collect()
+    };
     let mut runner = if has_nextest() {
         let mut c = cargo();
-        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        c.args(["nextest", "run", "--no-fail-fast"]);
         c
     } else {
         let mut c = cargo();
-        c.args(["test", "--workspace", "--no-fail-fast"]);
+        c.args(["test", "--no-fail-fast"]);
         c
     };
     runner
+        .args(&scope)
         .args(args)
         .env("PUBSUB_EMULATOR_HOST", services::PUBSUB_EMULATOR_HOST);
     let tests = sh(&mut runner);
     let doc_tests = if tests.is_ok() && has_nextest() {
         // nextest does not run doc tests.
-        sh(cargo().args(["test", "--workspace", "--doc"]))
+        sh(cargo().args(["test", "--doc"]).args(&scope))
     } else {
         Ok(())
     };
+    let everything = args.is_empty() && packages.is_empty();
     // The short chaos profile after the other tests: its scenarios stop the machine's PostgreSQL and Redis.
-    let chaos = if args.is_empty() {
+    let chaos = if everything {
         chaos::run(false, &[])
     } else {
         Ok(())
     };
-    let deploy = if std::path::Path::new("deploy/validate.sh").exists() {
+    let deploy = if packages.is_empty() && std::path::Path::new("deploy/validate.sh").exists() {
         sh(Command::new("bash").arg("deploy/validate.sh"))
     } else {
         Ok(())

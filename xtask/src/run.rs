@@ -8,6 +8,8 @@ use crate::services::{self, PUBSUB_EMULATOR_HOST};
 use crate::{cargo, sh};
 
 const PROJECT: &str = "seller-backend-local";
+/// The subscription on `ordr-input` that lets a person see what ORDR receives (`cargo xtask ordr-pull`).
+pub const DEMO_SUBSCRIPTION: &str = "ordr-input-demo";
 const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seller_backend";
 const PARTNER_ID: &str = "1000001";
 /// Local-only credentials, shared with the sandbox. Never used outside `make run`.
@@ -236,7 +238,7 @@ async fn create_pubsub_resources() -> anyhow::Result<()> {
             "seller-backend-inventory-update-subscription",
             "inventory-updates",
         ),
-        ("ordr-input-demo", "ordr-input"),
+        (DEMO_SUBSCRIPTION, "ordr-input"),
     ] {
         let body = serde_json::json!({"topic": format!("projects/{PROJECT}/topics/{topic}"), "ackDeadlineSeconds": 20});
         let resp = http
@@ -376,8 +378,9 @@ fn print_banner(brokers: &str, took: Duration) {
     println!(
         "  # the demo order 2511250DEMO01 (its push was lost at start-up, reconciliation recovered it) as ORDR sees it:"
     );
+    println!("  cargo xtask ordr-pull      # each message's attributes and its new_order as pretty JSON");
     println!(
-        "  curl -s -X POST localhost:8085/v1/projects/{PROJECT}/subscriptions/ordr-input-demo:pull -H 'content-type: application/json' -d '{{\"maxMessages\":10}}'"
+        "  curl -s -X POST localhost:8085/v1/projects/{PROJECT}/subscriptions/{DEMO_SUBSCRIPTION}:pull -H 'content-type: application/json' -d '{{\"maxMessages\":10}}'   # the raw pull (data in base64)"
     );
     println!(
         "  # an unpaid order becomes READY_TO_SHIP: Shopee pushes, the gateway stores, the publisher publishes:"
@@ -400,4 +403,123 @@ fn print_banner(brokers: &str, took: Duration) {
     );
     println!("  curl -s localhost:8081/metrics | grep -E '^(orders_intake|outbox_publish|inbox_pending)'");
     println!();
+}
+
+/// `cargo xtask ordr-pull`: the messages waiting on a subscription of the running `make run` (the emulator), each
+/// with its attributes and its data decoded from base64 and pretty-printed when it is JSON. Without `ack` they are
+/// released at once (ack deadline 0), so they can be pulled again.
+pub fn ordr_pull(subscription: &str, max: u32, ack: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(pull_and_print(subscription, max, ack))
+}
+
+async fn pull_and_print(subscription: &str, max: u32, ack: bool) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("http://{PUBSUB_EMULATOR_HOST}/v1/projects/{PROJECT}/subscriptions/{subscription}");
+    // The emulator may answer an immediate pull empty while messages are on their way: a few tries, 3 s in all.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let messages = loop {
+        let resp = http
+            .post(format!("{url}:pull"))
+            .json(&serde_json::json!({"maxMessages": max, "returnImmediately": true}))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the Pub/Sub emulator on {PUBSUB_EMULATOR_HOST} (is `make run` running?): {e}"
+                )
+            })?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "pull from {subscription} (project {PROJECT}): {status} {body}"
+        );
+        let messages = body["receivedMessages"].as_array().cloned().unwrap_or_default();
+        if !messages.is_empty() || Instant::now() > deadline {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    if messages.is_empty() {
+        println!("no message waiting on {subscription} (project {PROJECT})");
+        return Ok(());
+    }
+    let mut ack_ids = Vec::new();
+    for (i, received) in messages.iter().enumerate() {
+        let m = &received["message"];
+        ack_ids.push(received["ackId"].clone());
+        println!(
+            "message {} of {}: id {}, published {}",
+            i + 1,
+            messages.len(),
+            m["messageId"].as_str().unwrap_or("?"),
+            m["publishTime"].as_str().unwrap_or("?")
+        );
+        if let Some(key) = m["orderingKey"].as_str().filter(|k| !k.is_empty()) {
+            println!("  ordering key: {key}");
+        }
+        println!("  attributes:");
+        let mut attributes: Vec<(&String, &serde_json::Value)> =
+            m["attributes"].as_object().into_iter().flatten().collect();
+        attributes.sort_by_key(|(k, _)| *k);
+        for (k, v) in attributes {
+            println!(
+                "    {k} = {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            );
+        }
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(m["data"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        match serde_json::from_slice::<serde_json::Value>(&data) {
+            Ok(json) => println!(
+                "  data ({} bytes, JSON):\n{}",
+                data.len(),
+                indent(&serde_json::to_string_pretty(&json)?)
+            ),
+            Err(_) => println!(
+                "  data ({} bytes, not JSON):\n{}",
+                data.len(),
+                indent(&String::from_utf8_lossy(&data))
+            ),
+        }
+        println!();
+    }
+    let (action, body) = if ack {
+        ("acknowledge", serde_json::json!({"ackIds": ack_ids}))
+    } else {
+        (
+            "modifyAckDeadline",
+            serde_json::json!({"ackIds": ack_ids, "ackDeadlineSeconds": 0}),
+        )
+    };
+    let resp = http.post(format!("{url}:{action}")).json(&body).send().await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "{action} on {subscription}: {}",
+        resp.status()
+    );
+    println!(
+        "{} message(s) {}",
+        messages.len(),
+        if ack {
+            "acknowledged: gone from the subscription"
+        } else {
+            "left on the subscription (--ack removes them)"
+        }
+    );
+    Ok(())
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

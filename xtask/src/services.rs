@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const PUBSUB_EMULATOR_HOST: &str = "127.0.0.1:8085";
-const EMULATOR_LAUNCHER: &str =
+pub const EMULATOR_LAUNCHER: &str =
     "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
 
 pub fn is_listening(addr: &str) -> bool {
@@ -69,13 +69,18 @@ impl Drop for Started {
 
 /// Makes sure PostgreSQL, Redis and the Pub/Sub emulator answer. Returns what it started as a child.
 pub fn ensure_all() -> anyhow::Result<Vec<Started>> {
-    ensure_postgres()?;
-    ensure_redis()?;
+    ensure_machine_services()?;
     let mut started = Vec::new();
     if let Some(emulator) = ensure_pubsub_emulator()? {
         started.push(emulator);
     }
     Ok(started)
+}
+
+/// PostgreSQL and Redis: machine services, started when stopped and left running.
+pub fn ensure_machine_services() -> anyhow::Result<()> {
+    ensure_postgres()?;
+    ensure_redis()
 }
 
 fn ensure_postgres() -> anyhow::Result<()> {
@@ -132,7 +137,8 @@ fn ensure_pubsub_emulator() -> anyhow::Result<Option<Started>> {
     }
     anyhow::ensure!(
         std::path::Path::new(EMULATOR_LAUNCHER).exists(),
-        "the Pub/Sub emulator is not installed: apt-get install google-cloud-cli-pubsub-emulator (and Java 17)"
+        "the Pub/Sub emulator is not installed: `cargo xtask bootstrap` installs it \
+         (Debian packages google-cloud-cli-pubsub-emulator, openjdk-17-jre-headless)"
     );
     eprintln!("==> starting the Pub/Sub emulator on {PUBSUB_EMULATOR_HOST}");
     let log_path = std::env::temp_dir().join("seller-backend-pubsub-emulator.log");
