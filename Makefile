@@ -1,9 +1,11 @@
 # seller-backend front door: thin targets over `cargo xtask` (the real logic lives in xtask/).
 # The cargo target directory is cached outside the checkout so repeated builds and CI runs are quick.
+# run, test, bench, chaos and services first install what they need when it is missing (`make bootstrap` alone
+# installs everything): a fresh machine needs only Rust.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/seller-backend/target
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench chaos services build fmt
+.PHONY: help run test lint bench chaos services bootstrap build fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
@@ -25,6 +27,9 @@ chaos: ## The reliability scenarios, full profile (quality-bar.md sizes; stops P
 
 services: ## Start what the tests need and leave it running
 	cargo xtask services
+
+bootstrap: ## Install everything the other targets need (apt packages, tansu, cargo-nextest); they do it too
+	cargo xtask bootstrap
 
 build: ## Release build of the five deployable binaries (no database needed)
 	cargo xtask dist
