@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use api::{NOT_IN_CONTRACT, routes};
 pub use config::SandboxConfig;
 pub use error::{Error, Result};
 pub use model::*;

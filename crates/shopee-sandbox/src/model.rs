@@ -358,6 +358,10 @@ pub enum FaultKind {
     RateLimit,
     /// Extra latency before the call is handled normally.
     Latency { ms: u64 },
+    /// Not an error: the call is checked and handled as usual, but an API whose answer carries an `update_result`
+    /// (`logistics/update_tracking_status`) answers success with `update_result: "failed"` and changes nothing.
+    /// Other APIs are handled normally.
+    UpdateResultFailed,
     /// Any envelope error with any HTTP status (e.g. `error_limit`, `error_inner`, `error_system_busy`).
     Error {
         #[serde(default = "default_ok_status")]
@@ -426,6 +430,10 @@ impl Fault {
             error: error.to_owned(),
             message: message.to_owned(),
         })
+    }
+    /// `logistics/update_tracking_status` answers `update_result: "failed"` (restrict it with `.api(..)`).
+    pub fn update_result_failed() -> Self {
+        Self::new(FaultKind::UpdateResultFailed)
     }
     pub fn api(mut self, api: &str) -> Self {
         self.api = Some(api.to_owned());

@@ -115,6 +115,10 @@ pub(crate) struct Order {
     pub failed_reason: Option<String>,
     pub tracking_url: Option<String>,
     pub cancel_reason: Option<String>,
+    /// When `logistics_pickup_done` was reported.
+    pub pickup_done_time: Option<i64>,
+    /// The last change of the package (ship_order moves the package, not always the order: channel 90026).
+    pub package_update_time: i64,
 }
 
 impl Order {
@@ -124,6 +128,27 @@ impl Order {
     pub fn update_time(&self) -> i64 {
         self.data.update_time.unwrap_or(0)
     }
+    /// The package's number (one package per order: the sandbox does not split orders).
+    pub fn package_number(&self) -> String {
+        format!("PN{}", self.data.order_sn)
+    }
+
+    /// The package's `fulfillment_status` / `logistics_status` (Data Definition: PackageFulfillmentStatus).
+    pub fn package_status(&self) -> &'static str {
+        match (self.data.order_status.as_str(), self.logistics) {
+            ("CANCELLED", Logistics::NotStart) => "LOGISTICS_INVALID",
+            ("CANCELLED", Logistics::RequestCreated) => "LOGISTICS_REQUEST_CANCELED",
+            ("UNPAID" | "INVOICE_PENDING", Logistics::NotStart) => "LOGISTICS_NOT_START",
+            (_, Logistics::NotStart) => "LOGISTICS_READY",
+            (_, l) => l.as_str(),
+        }
+    }
+
+    /// ship_order was called for the package (it is arranged).
+    pub fn shipment_arranged(&self) -> bool {
+        self.logistics != Logistics::NotStart
+    }
+
     pub fn shipping_mode(&self) -> &str {
         match self.data.shipping_mode.as_deref() {
             Some(mode) => mode,
@@ -196,6 +221,8 @@ pub(crate) struct ActiveFault {
 #[derive(Debug, Clone)]
 pub(crate) struct BatchTask {
     pub ready_at_ms: i64,
+    /// get_batch_task_result's `task_type`: 1 price, 2 stock.
+    pub task_type: u64,
     pub result: Value,
 }
 
@@ -442,12 +469,15 @@ impl Inner {
         if data.pay_time.is_none() && data.order_status != "UNPAID" {
             data.pay_time = data.create_time;
         }
+        let package_update_time = data.update_time.unwrap_or(now);
         let order = Order {
             logistics: Logistics::for_status(&data.order_status),
             data,
             failed_reason: None,
             tracking_url: None,
             cancel_reason: None,
+            pickup_done_time: None,
+            package_update_time,
         };
         let (status, update_time) = (order.data.order_status.clone(), order.update_time());
         self.shop_mut(seed.shop_id)

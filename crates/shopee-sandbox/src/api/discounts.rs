@@ -554,7 +554,6 @@ pub(super) fn get_discount(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResu
         "start_time": d.start_time,
         "end_time": d.end_time,
         "status": d.status(ctx.now),
-        "source": 0,
         "item_list": items,
         "more": d.items.len() > skip + size,
     }))

@@ -1,8 +1,10 @@
 //! Seller-managed logistics: get_shipping_parameter, ship_order (exactly one of pickup | dropoff | non_integrated),
 //! update_tracking_status (pickup done, then delivered or failed, both final) and get_tracking_number.
 //!
-//! Order status follows the logistics state: ship_order -> PROCESSED, pickup done -> SHIPPED, delivered ->
-//! TO_CONFIRM_RECEIVE, delivery failed -> CANCELLED (sandbox choice). Each change is pushed (code 3).
+//! Order status follows the logistics state: ship_order -> PROCESSED (channel 90026 "Entrega Expressa": the order
+//! stays READY_TO_SHIP, only the package moves to LOGISTICS_REQUEST_CREATED, see get_package_detail), pickup done ->
+//! SHIPPED, delivered -> TO_CONFIRM_RECEIVE, delivery failed -> CANCELLED (sandbox choice). Each order status change
+//! is pushed (code 3).
 
 use serde_json::json;
 
@@ -11,20 +13,20 @@ use crate::args::Args;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{Inner, Logistics, Order};
 
+/// update_tracking_status's `failed_reason` values (required on channel 90026 for logistics_delivery_failed).
 const FAILED_REASONS: &[&str] = &[
     "buyer_unreachable",
     "buyer_unresponsive",
     "no_delivery_location_consensus",
 ];
 
+/// Channel 90026 (BR Instant Delivery, "Entrega Expressa").
+const INSTANT_DELIVERY: u64 = 90026;
+
 fn find<'a>(inner: &'a mut Inner, ctx: &Ctx, sn: &str) -> ApiResult<&'a mut Order> {
     inner
         .order_mut(ctx.shop_id, sn)
-        .map_err(|_| ApiError::business("logistics.order_not_found", format!("Order {sn} not found.")))
-}
-
-fn status_error(message: String) -> ApiError {
-    ApiError::business("logistics.order_status_error", message)
+        .map_err(|_| ApiError::business("logistics.error_order_not_found", "Order is not found."))
 }
 
 pub(super) fn get_shipping_parameter(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
@@ -65,8 +67,9 @@ pub(super) fn ship_order(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult
         .filter(|k| args.has(k))
         .collect();
     if given.len() != 1 {
-        return Err(ApiError::param(
-            "Exactly one of pickup, dropoff or non_integrated is required.",
+        return Err(ApiError::business(
+            "logistics.ship_order_only_support_one_type",
+            "Please select just one way to ship order: pickup or dropoff or non_integrated.",
         ));
     }
     let mode = given[0];
@@ -74,37 +77,55 @@ pub(super) fn ship_order(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult
         Some(obj) if mode == "non_integrated" => obj.opt_str("tracking_number")?.map(str::to_owned),
         _ => None,
     };
+    if let Some(number) = args.opt_str("package_number")?
+        && !number.is_empty()
+        && number != format!("PN{sn}")
+    {
+        return Err(ApiError::business(
+            "logistics.package_not_exist",
+            "The package is not exist.",
+        ));
+    }
     let generated = format!("BR{}", inner.token("tracking")[..12].to_ascii_uppercase());
     let order = find(inner, ctx, sn)?;
     if order.shipping_mode() != mode {
         return Err(ApiError::business(
-            "logistics.ship_order_invalid_parameter",
-            format!(
-                "Order {sn} ships with {}, not {mode}: see get_shipping_parameter.",
-                order.shipping_mode()
-            ),
+            &format!("logistics.ship_order_unsupport_{mode}"),
+            format!("This order does not support ship with {mode}."),
         ));
     }
-    if !matches!(order.data.order_status.as_str(), "READY_TO_SHIP" | "RETRY_SHIP")
-        || order.logistics != Logistics::NotStart
-    {
-        return Err(status_error(format!(
-            "Order {sn} cannot be shipped in status {} (logistics {}).",
-            order.data.order_status,
-            order.logistics.as_str()
-        )));
+    if order.shipment_arranged() {
+        return Err(ApiError::business(
+            "logistics.package_already_shipped",
+            "This package has already been arranged shipment and you can't call this API again.",
+        ));
+    }
+    if !matches!(order.data.order_status.as_str(), "READY_TO_SHIP" | "RETRY_SHIP") {
+        return Err(ApiError::business(
+            "logistics.ship_order_not_ready_to_ship",
+            "The order is not ready to ship.",
+        ));
     }
     order.logistics = Logistics::RequestCreated;
     order.data.tracking_number = match (mode, tracking) {
         ("non_integrated", t) => t.filter(|t| !t.is_empty()),
         _ => Some(generated),
     };
-    order.data.order_status = "PROCESSED".into();
-    order.data.update_time = Some(ctx.now.max(order.update_time()));
-    let update_time = order.update_time();
-    inner.order_push(ctx.shop_id, sn, "PROCESSED", update_time);
+    order.package_update_time = ctx.now;
+    // Entrega Expressa: "order_status will be updated to PROCESSED status after arranging shipment, and will be
+    // returned in get_package_detail API. get_order_detail order_status will still return READY_TO_SHIP."
+    if order.data.logistics_channel_id != INSTANT_DELIVERY {
+        order.data.order_status = "PROCESSED".into();
+        order.data.update_time = Some(ctx.now.max(order.update_time()));
+        let update_time = order.update_time();
+        inner.order_push(ctx.shop_id, sn, "PROCESSED", update_time);
+    }
     ok(json!({}))
 }
+
+/// The documented result values of update_tracking_status.
+const SUCCEED: &str = "succeed";
+const FAILED: &str = "failed";
 
 pub(super) fn update_tracking_status(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
     let sn = args.req_str("order_sn")?;
@@ -114,49 +135,71 @@ pub(super) fn update_tracking_status(inner: &mut Inner, ctx: &Ctx, args: &Args) 
         Some(rest) if accept_legacy && !rest.starts_with("s_") => format!("logistics_{rest}"),
         _ => raw.to_owned(),
     };
+    let next = match status.as_str() {
+        "logistics_pickup_done" => Logistics::PickupDone,
+        "logistics_delivery_done" => Logistics::DeliveryDone,
+        "logistics_delivery_failed" => Logistics::DeliveryFailed,
+        _ => {
+            return Err(ApiError::param(
+                "Wrong parameters, detail: logistics_status must be logistics_pickup_done, logistics_delivery_done or logistics_delivery_failed.",
+            ));
+        }
+    };
     let failed_reason = args.opt_str("failed_reason")?.filter(|r| !r.is_empty());
     if let Some(r) = failed_reason
         && !FAILED_REASONS.contains(&r)
     {
         return Err(ApiError::param(format!(
-            "failed_reason must be one of {}.",
+            "Wrong parameters, detail: failed_reason must be one of {}.",
             FAILED_REASONS.join(", ")
         )));
     }
     let tracking_number = args.opt_str("tracking_number")?.filter(|t| !t.is_empty());
     let tracking_url = args.opt_str("tracking_url")?.filter(|t| !t.is_empty());
-    let order = find(inner, ctx, sn)?;
-    let (next, order_status) = match status.as_str() {
-        "logistics_pickup_done" => (Logistics::PickupDone, "SHIPPED"),
-        "logistics_delivery_done" => (Logistics::DeliveryDone, "TO_CONFIRM_RECEIVE"),
-        "logistics_delivery_failed" => (Logistics::DeliveryFailed, "CANCELLED"),
-        _ => {
-            return Err(ApiError::param(
-                "logistics_status must be logistics_pickup_done, logistics_delivery_done or logistics_delivery_failed.",
-            ));
-        }
-    };
+    if next != Logistics::PickupDone && (tracking_number.is_some() || tracking_url.is_some()) {
+        return Err(ApiError::param(
+            "Wrong parameters, detail: tracking_number and tracking_url can only be sent with logistics_pickup_done.",
+        ));
+    }
+    if tracking_url.is_some_and(|u| u.chars().count() > 2048) {
+        return Err(ApiError::param(
+            "Wrong parameters, detail: tracking_url must not exceed 2048 characters.",
+        ));
+    }
+    let order = inner.order_mut(ctx.shop_id, sn).map_err(|_| {
+        ApiError::business(
+            "logistics.order_not_exist",
+            format!("The order_sn {sn} is not exist."),
+        )
+    })?;
+    if next == Logistics::DeliveryFailed
+        && failed_reason.is_none()
+        && order.data.logistics_channel_id == INSTANT_DELIVERY
+    {
+        return Err(ApiError::param(
+            "Wrong parameters, detail: failed_reason is required for logistics_delivery_failed on channel 90026.",
+        ));
+    }
+    // ship_order, then pickup done, then delivered or failed (both final). A step out of order is not an error
+    // code: Shopee's documented failure is a success envelope with `update_result: failed`.
     let allowed = match next {
         Logistics::PickupDone => order.logistics == Logistics::RequestCreated,
         _ => order.logistics == Logistics::PickupDone,
     };
-    if !allowed {
-        return Err(status_error(format!(
-            "Order {sn}: {status} is not allowed from {} (ship_order, then pickup done, then delivered or failed; the last two are final).",
-            order.logistics.as_str()
-        )));
+    if !allowed || ctx.update_fails {
+        return ok(json!({"update_result": FAILED}));
     }
-    if next == Logistics::DeliveryFailed
-        && failed_reason.is_none()
-        && order.data.logistics_channel_id == 90026
-    {
-        return Err(ApiError::param(
-            "failed_reason is required for logistics_delivery_failed on channel 90026.",
-        ));
-    }
+    let order_status = match next {
+        Logistics::PickupDone => "SHIPPED",
+        Logistics::DeliveryDone => "TO_CONFIRM_RECEIVE",
+        _ => "CANCELLED",
+    };
     order.logistics = next;
     if next == Logistics::DeliveryFailed {
         order.failed_reason = failed_reason.map(str::to_owned);
+    }
+    if next == Logistics::PickupDone {
+        order.pickup_done_time = Some(ctx.now);
     }
     if let Some(t) = tracking_number {
         order.data.tracking_number = Some(t.to_owned());
@@ -166,14 +209,24 @@ pub(super) fn update_tracking_status(inner: &mut Inner, ctx: &Ctx, args: &Args) 
     }
     order.data.order_status = order_status.into();
     order.data.update_time = Some(ctx.now.max(order.update_time()));
+    order.package_update_time = ctx.now;
     let update_time = order.update_time();
     inner.order_push(ctx.shop_id, sn, order_status, update_time);
-    ok(json!({}))
+    ok(json!({"update_result": SUCCEED}))
 }
 
 pub(super) fn get_tracking_number(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
     let sn = args.req_str("order_sn")?;
     let order = find(inner, ctx, sn)?;
+    if let Some(number) = args.opt_str("package_number")?
+        && !number.is_empty()
+        && number != order.package_number()
+    {
+        return Err(ApiError::business(
+            "logistics.package_number_not_exist",
+            "The package_number is not exist.",
+        ));
+    }
     let tracking = order.data.tracking_number.clone().unwrap_or_default();
     ok(json!({
         "tracking_number": tracking,

@@ -127,7 +127,7 @@ pub(super) fn upload_image(inner: &mut Inner, ctx: &Ctx, _args: &Args) -> ApiRes
         return Err(ApiError::param("The image must be a JPG, JPEG or PNG file."));
     };
     let image_id = inner.new_image_id();
-    let url = format!("https://sandbox.invalid/file/{image_id}");
+    let url = super::products::image_url(&image_id);
     inner.images.insert(
         image_id.clone(),
         UploadedImage {

@@ -1,6 +1,14 @@
 //! The Shopee side: one handler for every `/api/v2/...` path. It applies injected faults, checks partner_id,
-//! timestamp, sign and access token as Shopee does, applies rate limits, dispatches to the API's handler, wraps the
-//! answer in Shopee's envelope and writes the journal entry.
+//! timestamp, sign and access token as Shopee does, applies rate limits, checks the request against Shopee's
+//! published documentation (`shopee_contract`: documented parameters only, at their types, required ones present;
+//! any departure is `error_param` naming the parameters), dispatches to the API's handler, wraps the answer in
+//! Shopee's envelope with only the fields the documentation lists for that API, and writes the journal entry.
+//!
+//! GET parameters are read as Shopee's mirror SDK sends them: a parameter documented as an array (`int64[]`,
+//! `string[]`: `item_status`, `item_id_list`) is a repeated key, one value each; a parameter documented as `string`
+//! that holds a list (`order_sn_list`, `package_number_list`, `response_optional_fields`) is comma-joined.
+//!
+//! Routes that the documentation does not list are in [`NOT_IN_CONTRACT`]: they get no parameter check.
 
 mod auth;
 mod discounts;
@@ -29,8 +37,9 @@ use crate::state::{Inner, now_ms};
 
 /// What a handler answers.
 pub(crate) enum Out {
-    /// Success: `response` (and an optional `warning`) in the envelope.
-    Data { response: Value, warning: String },
+    /// Success: `response` (and warnings) in the envelope. `response` and `warning` are sent only when the API's
+    /// documentation lists them (`warning` as a string or a list, as documented).
+    Data { response: Value, warning: Vec<String> },
     /// Success with the fields at the top level (auth endpoints).
     TopLevel(Map<String, Value>),
     /// HTTP 302 to this URL (auth_partner).
@@ -40,7 +49,7 @@ pub(crate) enum Out {
 pub(crate) fn ok(response: Value) -> ApiResult<Out> {
     Ok(Out::Data {
         response,
-        warning: String::new(),
+        warning: Vec::new(),
     })
 }
 
@@ -52,6 +61,9 @@ pub(crate) struct Ctx<'a> {
     pub now: i64,
     /// The parts of a `multipart/form-data` body (media uploads); None for JSON bodies.
     pub form: Option<&'a [media::FormPart]>,
+    /// An injected [`FaultKind::UpdateResultFailed`] is active for this call: an API with an `update_result` answers
+    /// `failed` and changes nothing.
+    pub update_fails: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,62 +76,308 @@ enum Kind {
 
 type Handler = fn(&mut Inner, &Ctx, &Args) -> ApiResult<Out>;
 
-fn route(path: &str) -> Option<(Method, Kind, Handler)> {
-    use Kind::{Public, Shop};
-    let (get, post) = (Method::GET, Method::POST);
-    let r: (Method, Kind, Handler) = match path {
-        "/api/v2/shop/auth_partner" => (get, Public, auth::auth_partner),
-        "/api/v2/auth/token/get" => (post, Public, auth::token_get),
-        "/api/v2/auth/access_token/get" => (post, Public, auth::access_token_get),
-        "/api/v2/push/get_lost_push_message" => (get, Public, push::get_lost_push_message),
-        "/api/v2/push/confirm_consumed_lost_push_message" => (post, Public, push::confirm_consumed),
-        "/api/v2/order/get_order_list" => (get, Shop, orders::get_order_list),
-        "/api/v2/order/get_order_detail" => (get, Shop, orders::get_order_detail),
-        "/api/v2/order/cancel_order" => (post, Shop, orders::cancel_order),
-        "/api/v2/product/get_item_list" => (get, Shop, products::get_item_list),
-        "/api/v2/product/get_item_base_info" => (get, Shop, products::get_item_base_info),
-        "/api/v2/product/get_model_list" => (get, Shop, products::get_model_list),
-        "/api/v2/product/update_price" => (post, Shop, products::update_price),
-        "/api/v2/product/update_stock" => (post, Shop, products::update_stock),
-        "/api/v2/product/update_item" => (post, Shop, products::update_item),
-        "/api/v2/product/get_mart_item_by_outlet_item_id" => (get, Shop, products::get_mart_item),
-        "/api/v2/product/batch_update_outlet_price" => (post, Shop, products::batch_update_outlet_price),
-        "/api/v2/product/batch_update_outlet_stock" => (post, Shop, products::batch_update_outlet_stock),
-        "/api/v2/product/get_batch_task_result" => (get, Shop, products::get_batch_task_result),
-        "/api/v2/logistics/get_shipping_parameter" => (get, Shop, logistics::get_shipping_parameter),
-        "/api/v2/logistics/ship_order" => (post, Shop, logistics::ship_order),
-        "/api/v2/logistics/update_tracking_status" => (post, Shop, logistics::update_tracking_status),
-        "/api/v2/logistics/get_tracking_number" => (get, Shop, logistics::get_tracking_number),
-        "/api/v2/discount/add_discount" => (post, Shop, discounts::add_discount),
-        "/api/v2/discount/add_discount_item" => (post, Shop, discounts::add_discount_item),
-        "/api/v2/discount/update_discount" => (post, Shop, discounts::update_discount),
-        "/api/v2/discount/update_discount_item" => (post, Shop, discounts::update_discount_item),
-        "/api/v2/discount/delete_discount_item" => (post, Shop, discounts::delete_discount_item),
-        "/api/v2/discount/end_discount" => (post, Shop, discounts::end_discount),
-        "/api/v2/discount/delete_discount" => (post, Shop, discounts::delete_discount),
-        "/api/v2/discount/get_discount" => (get, Shop, discounts::get_discount),
-        "/api/v2/discount/get_discount_list" => (get, Shop, discounts::get_discount_list),
-        "/api/v2/media_space/upload_image" => (post, Kind::Either, media::upload_image),
-        _ => return None,
-    };
-    Some(r)
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Get,
+    Post,
 }
 
-/// Query parameters as a JSON object of strings (repeated keys joined with commas).
-fn query_map(query: &[(String, String)]) -> Map<String, Value> {
+/// Every Shopee API the sandbox serves: path, method, signature level, handler.
+const ROUTES: &[(&str, Verb, Kind, Handler)] = {
+    use Kind::{Either, Public, Shop};
+    use Verb::{Get, Post};
+    &[
+        ("/api/v2/shop/auth_partner", Get, Public, auth::auth_partner),
+        ("/api/v2/auth/token/get", Post, Public, auth::token_get),
+        (
+            "/api/v2/auth/access_token/get",
+            Post,
+            Public,
+            auth::access_token_get,
+        ),
+        (
+            "/api/v2/push/get_lost_push_message",
+            Get,
+            Public,
+            push::get_lost_push_message,
+        ),
+        (
+            "/api/v2/push/confirm_consumed_lost_push_message",
+            Post,
+            Public,
+            push::confirm_consumed,
+        ),
+        ("/api/v2/order/get_order_list", Get, Shop, orders::get_order_list),
+        (
+            "/api/v2/order/get_order_detail",
+            Get,
+            Shop,
+            orders::get_order_detail,
+        ),
+        (
+            "/api/v2/order/get_package_detail",
+            Get,
+            Shop,
+            orders::get_package_detail,
+        ),
+        ("/api/v2/order/cancel_order", Post, Shop, orders::cancel_order),
+        (
+            "/api/v2/product/get_item_list",
+            Get,
+            Shop,
+            products::get_item_list,
+        ),
+        (
+            "/api/v2/product/get_item_base_info",
+            Get,
+            Shop,
+            products::get_item_base_info,
+        ),
+        (
+            "/api/v2/product/get_model_list",
+            Get,
+            Shop,
+            products::get_model_list,
+        ),
+        ("/api/v2/product/update_price", Post, Shop, products::update_price),
+        ("/api/v2/product/update_stock", Post, Shop, products::update_stock),
+        ("/api/v2/product/update_item", Post, Shop, products::update_item),
+        (
+            "/api/v2/product/get_mart_item_by_outlet_item_id",
+            Post,
+            Shop,
+            products::get_mart_item,
+        ),
+        (
+            "/api/v2/product/batch_update_outlet_price",
+            Post,
+            Shop,
+            products::batch_update_outlet_price,
+        ),
+        (
+            "/api/v2/product/batch_update_outlet_stock",
+            Post,
+            Shop,
+            products::batch_update_outlet_stock,
+        ),
+        (
+            "/api/v2/product/get_batch_task_result",
+            Get,
+            Shop,
+            products::get_batch_task_result,
+        ),
+        (
+            "/api/v2/logistics/get_shipping_parameter",
+            Get,
+            Shop,
+            logistics::get_shipping_parameter,
+        ),
+        ("/api/v2/logistics/ship_order", Post, Shop, logistics::ship_order),
+        (
+            "/api/v2/logistics/update_tracking_status",
+            Post,
+            Shop,
+            logistics::update_tracking_status,
+        ),
+        (
+            "/api/v2/logistics/get_tracking_number",
+            Get,
+            Shop,
+            logistics::get_tracking_number,
+        ),
+        (
+            "/api/v2/discount/add_discount",
+            Post,
+            Shop,
+            discounts::add_discount,
+        ),
+        (
+            "/api/v2/discount/add_discount_item",
+            Post,
+            Shop,
+            discounts::add_discount_item,
+        ),
+        (
+            "/api/v2/discount/update_discount",
+            Post,
+            Shop,
+            discounts::update_discount,
+        ),
+        (
+            "/api/v2/discount/update_discount_item",
+            Post,
+            Shop,
+            discounts::update_discount_item,
+        ),
+        (
+            "/api/v2/discount/delete_discount_item",
+            Post,
+            Shop,
+            discounts::delete_discount_item,
+        ),
+        (
+            "/api/v2/discount/end_discount",
+            Post,
+            Shop,
+            discounts::end_discount,
+        ),
+        (
+            "/api/v2/discount/delete_discount",
+            Post,
+            Shop,
+            discounts::delete_discount,
+        ),
+        (
+            "/api/v2/discount/get_discount",
+            Get,
+            Shop,
+            discounts::get_discount,
+        ),
+        (
+            "/api/v2/discount/get_discount_list",
+            Get,
+            Shop,
+            discounts::get_discount_list,
+        ),
+        // Documented as a public (partner-signed) call; the sandbox also takes it shop-signed.
+        (
+            "/api/v2/media_space/upload_image",
+            Post,
+            Either,
+            media::upload_image,
+        ),
+    ]
+};
+
+/// Routes the published documentation (`shopee_contract`) does not list; they are served without a parameter check.
+/// - `/api/v2/shop/auth_partner`: the authorization page the seller is sent to (a browser redirect, not an API
+///   call: it is described in the authorization guide, not in the API reference).
+pub const NOT_IN_CONTRACT: &[&str] = &["/api/v2/shop/auth_partner"];
+
+/// The route table: every Shopee path the sandbox serves, with its method.
+pub fn routes() -> impl Iterator<Item = (&'static str, Method)> {
+    ROUTES.iter().map(|(path, verb, _, _)| {
+        let method = match verb {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+        };
+        (*path, method)
+    })
+}
+
+fn route(path: &str) -> Option<(Method, Kind, Handler)> {
+    let (_, verb, kind, handler) = ROUTES.iter().find(|(p, ..)| *p == path)?;
+    let method = match verb {
+        Verb::Get => Method::GET,
+        Verb::Post => Method::POST,
+    };
+    Some((method, *kind, *handler))
+}
+
+/// GET parameters as a JSON object: a parameter the API documents as an array is a list of its repeated values,
+/// any other is its (first) value. For an API without documentation, repeated keys are joined with commas.
+fn query_args(api: &str, query: &[(String, String)]) -> Map<String, Value> {
+    let doc = shopee_contract::contract().api(api);
     let mut map = Map::new();
     for (k, v) in query {
+        let array = doc
+            .and_then(|d| d.request.iter().find(|f| &f.name == k))
+            .is_some_and(|f| f.kind().array);
         match map.get_mut(k) {
-            Some(Value::String(existing)) => {
+            Some(Value::Array(values)) => values.push(Value::String(v.clone())),
+            Some(Value::String(existing)) if doc.is_none() => {
                 existing.push(',');
                 existing.push_str(v);
             }
-            _ => {
+            Some(_) => {}
+            None if array => {
+                map.insert(k.clone(), Value::Array(vec![Value::String(v.clone())]));
+            }
+            None => {
                 map.insert(k.clone(), Value::String(v.clone()));
             }
         }
     }
     map
+}
+
+/// The request against the API's documentation: `error_param` naming every parameter that departs from it.
+fn check_contract(
+    api: &str,
+    method: &Method,
+    query: &[(String, String)],
+    body: Option<&Value>,
+    form: Option<&[media::FormPart]>,
+) -> ApiResult<()> {
+    let Some(doc) = shopee_contract::contract().api(api) else {
+        return Ok(());
+    };
+    let violations = if let Some(parts) = form {
+        let parts: Vec<(String, bool)> = parts
+            .iter()
+            .map(|p| (p.name.clone(), p.file_name.is_some()))
+            .collect();
+        doc.check_form(&parts)
+    } else if *method == Method::GET {
+        doc.check_query(query)
+    } else {
+        doc.check_body(body.unwrap_or(&Value::Object(Map::new())))
+    };
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let detail: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    Err(ApiError::param(format!(
+        "Wrong parameters, detail: {}.",
+        detail.join("; ")
+    )))
+}
+
+/// Removes `null` members, at every level: a value the sandbox does not have is left out, as Shopee does, never
+/// sent as `null` (no documented field is nullable).
+fn without_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(without_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_nulls),
+        _ => {}
+    }
+}
+
+/// A successful answer's envelope with only the top-level fields the API documents: `request_id`, `error`,
+/// `message`, `warning` (a string, or a list where documented as `string[]`) and `response`. An API without
+/// documentation gets all of them.
+fn envelope(api: &str, request_id: String, mut response: Value, warnings: Vec<String>) -> Value {
+    let doc = shopee_contract::contract().api(api);
+    let documented = |name: &str| doc.is_none_or(|d| d.response.iter().any(|f| f.name == name));
+    let mut answer = Map::new();
+    for (name, value) in [
+        ("request_id", json!(request_id)),
+        ("error", json!("")),
+        ("message", json!("")),
+    ] {
+        if documented(name) {
+            answer.insert(name.into(), value);
+        }
+    }
+    if let Some(field) = doc.map_or(Some(None), |d| {
+        d.response.iter().find(|f| f.name == "warning").map(Some)
+    }) {
+        let as_list = field.is_some_and(|f| f.kind().array);
+        let warning = if as_list {
+            json!(warnings)
+        } else {
+            json!(warnings.join(" "))
+        };
+        answer.insert("warning".into(), warning);
+    }
+    if documented("response") {
+        without_nulls(&mut response);
+        answer.insert("response".into(), response);
+    }
+    Value::Object(answer)
 }
 
 fn first<'q>(query: &'q [(String, String)], key: &str) -> Option<&'q str> {
@@ -163,7 +421,7 @@ pub(crate) async fn shopee(
         .and_then(|s| s.parse::<u64>().ok())
         .or_else(|| body_json.as_ref()?.get("shop_id")?.as_u64());
     let journal_request = if method == Method::GET {
-        let mut map = query_map(&query);
+        let mut map = query_args(&api, &query);
         map.remove("sign");
         map.remove("access_token");
         Value::Object(map)
@@ -171,9 +429,14 @@ pub(crate) async fn shopee(
         body_json.clone().unwrap_or(Value::Null)
     };
 
-    let (latency, fault) = shared.lock().take_faults(shop_id, &api, at_ms);
+    let (latency, mut fault) = shared.lock().take_faults(shop_id, &api, at_ms);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    // Not an error answer: the call is handled, and the handler answers `update_result: failed`.
+    let update_fails = matches!(fault, Some(FaultKind::UpdateResultFailed));
+    if update_fails {
+        fault = None;
     }
 
     let mut retry_after = None;
@@ -186,15 +449,29 @@ pub(crate) async fn shopee(
                 Some(Err(problem)) => Err(ApiError::param(format!(
                     "The multipart/form-data body is malformed: {problem}."
                 ))),
-                Some(Ok(parts)) => handle(&mut inner, &method, &api, &query, None, Some(parts), shop_id),
+                Some(Ok(parts)) => handle(
+                    &mut inner,
+                    &Call {
+                        method: &method,
+                        api: &api,
+                        query: &query,
+                        body: None,
+                        form: Some(parts),
+                        shop_id,
+                        update_fails,
+                    },
+                ),
                 None => handle(
                     &mut inner,
-                    &method,
-                    &api,
-                    &query,
-                    body_json.as_ref(),
-                    None,
-                    shop_id,
+                    &Call {
+                        method: &method,
+                        api: &api,
+                        query: &query,
+                        body: body_json.as_ref(),
+                        form: None,
+                        shop_id,
+                        update_fails,
+                    },
                 ),
             },
         };
@@ -237,16 +514,16 @@ pub(crate) async fn shopee(
     let mut response = match result {
         Ok(Out::Data { response, warning }) => (
             StatusCode::OK,
-            axum::Json(json!({
-                "request_id": request_id, "error": "", "message": "", "warning": warning, "response": response,
-            })),
+            axum::Json(envelope(&api, request_id, response, warning)),
         )
             .into_response(),
         Ok(Out::TopLevel(mut fields)) => {
             fields.insert("request_id".into(), json!(request_id));
             fields.insert("error".into(), json!(""));
             fields.insert("message".into(), json!(""));
-            (StatusCode::OK, axum::Json(Value::Object(fields))).into_response()
+            let mut answer = Value::Object(fields);
+            without_nulls(&mut answer);
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
         Ok(Out::Redirect(location)) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
         Err(e) => (
@@ -292,22 +569,34 @@ fn fault_error(kind: FaultKind, retry_after: &mut Option<u64>) -> ApiError {
             &error,
             message,
         ),
-        // Latency never answers by itself.
-        FaultKind::Latency { .. } => {
+        // Latency never answers by itself, and a failed update result is answered by the handler.
+        FaultKind::Latency { .. } | FaultKind::UpdateResultFailed => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "error_inner", "latency")
         }
     }
 }
 
-fn handle(
-    inner: &mut Inner,
-    method: &Method,
-    api: &str,
-    query: &[(String, String)],
-    body: Option<&Value>,
-    form: Option<&[media::FormPart]>,
+/// One call as it arrived.
+struct Call<'a> {
+    method: &'a Method,
+    api: &'a str,
+    query: &'a [(String, String)],
+    body: Option<&'a Value>,
+    form: Option<&'a [media::FormPart]>,
     shop_id: Option<u64>,
-) -> ApiResult<Out> {
+    update_fails: bool,
+}
+
+fn handle(inner: &mut Inner, call: &Call) -> ApiResult<Out> {
+    let Call {
+        method,
+        api,
+        query,
+        body,
+        form,
+        shop_id,
+        update_fails,
+    } = *call;
     let (expected_method, kind, handler) =
         route(api).ok_or_else(|| ApiError::not_found(format!("Invalid API path {api}: no such API.")))?;
     if *method != expected_method {
@@ -392,8 +681,10 @@ fn handle(
         ));
     }
 
+    check_contract(api, method, query, body, form)?;
+
     let empty = Map::new();
-    let query_args = query_map(query);
+    let query_args = query_args(api, query);
     let args = if expected_method == Method::GET {
         Args::new(&query_args)
     } else if form.is_some() {
@@ -411,6 +702,7 @@ fn handle(
             shop_id: shop,
             now,
             form,
+            update_fails,
         },
         &args,
     )

@@ -13,6 +13,11 @@ use crate::state::{BatchTask, Inner, Item, Model, money, now_ms};
 /// The most images an item takes (sandbox choice: Shopee's usual limit of 9).
 const MAX_ITEM_IMAGES: usize = 9;
 
+/// Where an image is served (the same shape as `media_space/upload_image`'s answer).
+pub(super) fn image_url(image_id: &str) -> String {
+    format!("https://sandbox.invalid/file/{image_id}")
+}
+
 fn item_not_found(item_id: u64) -> ApiError {
     ApiError::business(
         "error_item_not_found",
@@ -42,15 +47,35 @@ fn stock_info(inner: &Inner, shop_id: u64, item_id: u64, m: &Model, now: i64) ->
     })
 }
 
+/// get_item_list's `item_status` values.
+const ITEM_STATUSES: &[&str] = &[
+    "NORMAL",
+    "BANNED",
+    "UNLIST",
+    "REVIEWING",
+    "SELLER_DELETE",
+    "SHOPEE_DELETE",
+];
+
 pub(super) fn get_item_list(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
     let offset = args.opt_u64("offset")?.unwrap_or(0);
     let page_size = args.req_u64("page_size")?;
     if !(1..=100).contains(&page_size) {
-        return Err(ApiError::param("page_size must be between 1 and 100."));
+        return Err(ApiError::param(
+            "Wrong parameters, detail: page_size must be between 1 and 100.",
+        ));
     }
-    let mut statuses = args.str_list("item_status")?;
-    if statuses.is_empty() {
-        statuses.push("NORMAL".into());
+    // A repeated key, one status each (`item_status=NORMAL&item_status=BANNED`).
+    let statuses = args.str_list("item_status")?;
+    if let Some(bad) = statuses.iter().find(|s| !ITEM_STATUSES.contains(&s.as_str())) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "error_param_item_status",
+            format!(
+                "item_status {bad:?} is not one of {}: several statuses are repeated keys.",
+                ITEM_STATUSES.join(", ")
+            ),
+        ));
     }
     let from = args.opt_i64("update_time_from")?;
     let to = args.opt_i64("update_time_to")?;
@@ -101,9 +126,10 @@ pub(super) fn get_item_base_info(inner: &mut Inner, ctx: &Ctx, args: &Args) -> A
                 "update_time": item.update_time,
                 "item_status": item.item_status,
                 "has_model": item.has_model(),
-                "weight": item.weight.map(|w| w.to_string()),
+                // Documented as a string (kg), e.g. "10.02".
+                "weight": item.weight.map(|w| format!("{w:.2}")),
                 "dimension": item.dimension,
-                "image": {"image_id_list": item.images},
+                "image": {"image_id_list": item.images, "image_url_list": item.images.iter().map(|id| image_url(id)).collect::<Vec<_>>()},
                 "condition": "NEW",
             });
             if let (false, Some(m), Some(obj)) = (item.has_model(), item.models.get(&0), v.as_object_mut()) {
@@ -137,7 +163,6 @@ pub(super) fn get_model_list(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiRe
                 json!({
                     "model_id": m.model_id,
                     "model_sku": m.model_sku,
-                    "model_name": m.model_name,
                     "model_status": "MODEL_NORMAL",
                     "tier_index": [0],
                     "price_info": price_info(inner, ctx.shop_id, item_id, m, ctx.now),
@@ -162,8 +187,9 @@ pub(super) fn get_model_list(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiRe
     ok(json!({"tier_variation": tiers, "model": models}))
 }
 
-fn failure(model_id: u64, code: &str, reason: &str) -> Value {
-    json!({"model_id": model_id, "failed_reason": reason, "error": code})
+/// A `failure_list` entry: Shopee documents `model_id` and a free-text `failed_reason`, no error code.
+fn failure(model_id: u64, reason: &str) -> Value {
+    json!({"model_id": model_id, "failed_reason": reason})
 }
 
 /// Applies original prices to one item's models; per-model failures. Err when the item does not exist.
@@ -183,35 +209,22 @@ fn apply_prices(
     let deleted = item.deleted();
     for &(model_id, price) in prices {
         if deleted {
-            failures.push(failure(
-                model_id,
-                "error_item_deleted",
-                "The item has been deleted.",
-            ));
+            failures.push(failure(model_id, "The item has been deleted."));
             continue;
         }
         let Some(model) = item.models.get_mut(&model_id) else {
-            failures.push(failure(
-                model_id,
-                "error_model_not_found",
-                "model_id does not exist in this item.",
-            ));
+            failures.push(failure(model_id, "model_id does not exist in this item."));
             continue;
         };
         if model.price_locked {
             failures.push(failure(
                 model_id,
-                "error_cannot_update_price_in_promotion",
                 "The price is locked by a promotion: it cannot be updated now.",
             ));
             continue;
         }
         if !price.is_finite() || price <= 0.0 {
-            failures.push(failure(
-                model_id,
-                "error_price",
-                "original_price must be greater than 0.",
-            ));
+            failures.push(failure(model_id, "original_price must be greater than 0."));
             continue;
         }
         model.original_price = money(price);
@@ -284,27 +297,19 @@ fn apply_stocks(
     for ((model_id, entries), reserved) in updates.iter().zip(reserves) {
         let model_id = *model_id;
         if deleted {
-            failures.push(failure(
-                model_id,
-                "error_item_deleted",
-                "The item has been deleted.",
-            ));
+            failures.push(failure(model_id, "The item has been deleted."));
             continue;
         }
         let Some(model) = item.models.get_mut(&model_id) else {
-            failures.push(failure(
-                model_id,
-                "error_model_not_found",
-                "model_id does not exist in this item.",
-            ));
+            failures.push(failure(model_id, "model_id does not exist in this item."));
             continue;
         };
         if entries.is_empty() {
-            failures.push(failure(model_id, "error_param", "seller_stock is required."));
+            failures.push(failure(model_id, "seller_stock is required."));
             continue;
         }
         if entries.iter().any(|(_, s)| *s < 0) {
-            failures.push(failure(model_id, "error_stock", "stock must not be negative."));
+            failures.push(failure(model_id, "stock must not be negative."));
             continue;
         }
         let multi_warehouse = model.stock.iter().any(|s| s.location_id.is_some());
@@ -329,14 +334,13 @@ fn apply_stocks(
             }
         }
         if let Some(problem) = problem {
-            failures.push(failure(model_id, "error_location", problem));
+            failures.push(failure(model_id, problem));
             continue;
         }
         let total: i64 = new_stock.iter().map(|s| s.stock).sum();
         if total < reserved {
             failures.push(failure(
                 model_id,
-                "error_stock_less_than_promotion_reserved",
                 &format!("Stock cannot be less than the stock reserved by promotions ({reserved})."),
             ));
             continue;
@@ -440,9 +444,9 @@ pub(super) fn update_item(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResul
         item.description = d.to_owned();
         echo.insert("description".into(), json!(d));
     }
+    // Not echoed: the documented answer has no item_sku.
     if let Some(s) = item_sku {
         item.item_sku = s.to_owned();
-        echo.insert("item_sku".into(), json!(s));
     }
     if let Some(s) = status {
         item.item_status = s.to_owned();
@@ -457,18 +461,19 @@ pub(super) fn update_item(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResul
         item.dimension = Some(d);
     }
     if let Some(i) = images {
-        echo.insert("image".into(), json!({"image_id_list": i}));
+        let urls: Vec<String> = i.iter().map(|id| image_url(id)).collect();
+        echo.insert(
+            "images".into(),
+            json!({"image_id_list": i, "image_url_list": urls}),
+        );
         item.images = i;
     }
     item.update_time = ctx.now;
     ok(Value::Object(echo))
 }
 
-/// The outlet shop a Mart call addresses: `outlet_shop_id` (must be an outlet of the calling mart) or the caller.
-fn outlet_shop(inner: &Inner, ctx: &Ctx, args: &Args) -> ApiResult<u64> {
-    let Some(outlet) = args.opt_u64("outlet_shop_id")? else {
-        return Ok(ctx.shop_id);
-    };
+/// The outlet shop an item of a batch addresses: the caller itself or an outlet of the calling mart.
+fn outlet_shop(inner: &Inner, ctx: &Ctx, outlet: u64) -> ApiResult<u64> {
     if outlet == ctx.shop_id {
         return Ok(outlet);
     }
@@ -482,55 +487,101 @@ fn outlet_shop(inner: &Inner, ctx: &Ctx, args: &Args) -> ApiResult<u64> {
     }
 }
 
+/// `{outlet_item_id}` -> `item_mapping_list[{mart_item_id, outlet_item_id, model_mapping[..]}]`. The outlet item is
+/// looked up in the calling shop, or (a mart calling) in its outlets. Models map by `model_sku` to the mart item's
+/// models when the mart item is seeded, else to the same `model_id` (sandbox choice: the seed holds no model map).
+/// An unknown item is `error_item_not_found`; an item linked to no mart item answers an empty list.
 pub(super) fn get_mart_item(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
-    let outlet = outlet_shop(inner, ctx, args)?;
-    let mut ids = args.u64_list("outlet_item_id_list")?;
-    if let Some(id) = args.opt_u64("outlet_item_id")? {
-        ids.push(id);
-    }
-    if ids.is_empty() || ids.len() > 50 {
-        return Err(ApiError::param(
-            "outlet_item_id (or outlet_item_id_list, up to 50) is required.",
-        ));
-    }
-    let shop = inner.shops.get(&outlet);
-    let (mut list, mut failures) = (Vec::new(), Vec::new());
-    for id in ids {
-        match shop.and_then(|s| s.items.get(&id)) {
-            Some(item) => match item.mart {
-                Some(link) => list.push(json!({
-                    "outlet_shop_id": outlet, "outlet_item_id": id,
-                    "mart_shop_id": link.mart_shop_id, "mart_item_id": link.mart_item_id,
-                })),
-                None => failures.push(
-                    json!({"outlet_item_id": id, "failed_reason": "The item is not linked to a mart item."}),
-                ),
-            },
-            None => failures
-                .push(json!({"outlet_item_id": id, "failed_reason": "Item not found in this outlet shop."})),
-        }
-    }
-    ok(json!({"item_list": list, "failure_list": failures}))
+    let id = args.req_u64("outlet_item_id")?;
+    let candidates: Vec<u64> = std::iter::once(ctx.shop_id)
+        .chain(inner.shops.iter().filter_map(|(shop_id, s)| match s.kind {
+            ShopKind::Outlet { mart_shop_id } if mart_shop_id == ctx.shop_id => Some(*shop_id),
+            _ => None,
+        }))
+        .collect();
+    let item = candidates
+        .iter()
+        .find_map(|shop| inner.shops.get(shop)?.items.get(&id))
+        .ok_or_else(|| item_not_found(id))?;
+    let Some(link) = item.mart else {
+        return ok(json!({"item_mapping_list": []}));
+    };
+    let mart_item = inner
+        .shops
+        .get(&link.mart_shop_id)
+        .and_then(|s| s.items.get(&link.mart_item_id));
+    let models: Vec<Value> = item
+        .models
+        .values()
+        .map(|m| {
+            let mart_model = mart_item
+                .and_then(|mi| {
+                    mi.models
+                        .values()
+                        .find(|mm| !m.model_sku.is_empty() && mm.model_sku == m.model_sku)
+                })
+                .map_or(m.model_id, |mm| mm.model_id);
+            json!({"mart_model_id": mart_model, "outlet_model_id": m.model_id})
+        })
+        .collect();
+    ok(json!({"item_mapping_list": [{
+        "mart_item_id": link.mart_item_id, "outlet_item_id": id, "model_mapping": models,
+    }]}))
 }
+
+/// get_batch_task_result's `task_type` for the two batch updates.
+const TASK_PRICE: u64 = 1;
+const TASK_STOCK: u64 = 2;
 
 fn item_list_for_batch<'a>(args: &Args<'a>) -> ApiResult<Vec<Args<'a>>> {
     let list = args.objects("item_list")?;
     if list.is_empty() || list.len() > 100 {
-        return Err(ApiError::param("item_list must hold between 1 and 100 items."));
+        return Err(ApiError::param(
+            "Wrong parameters, detail: item_list must hold between 1 and 100 items.",
+        ));
     }
     Ok(list)
 }
 
-fn with_item(mut values: Vec<Value>, item_id: u64) -> Vec<Value> {
-    for v in &mut values {
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("item_id".into(), json!(item_id));
+/// One item's outcome as batch task records: `{shop_id, item_id, model_id}` (one per model) and
+/// `{shop_id, item_id, model_id, failed_reason}`.
+fn batch_records(
+    shop_id: u64,
+    item_id: u64,
+    outcome: ApiResult<(Vec<Value>, Vec<Value>)>,
+    models: &[u64],
+    success: &mut Vec<Value>,
+    failed: &mut Vec<Value>,
+) {
+    match outcome {
+        Ok((s, f)) => {
+            let mut done: Vec<u64> = Vec::new();
+            for v in s {
+                let model_id = v["model_id"].as_u64().unwrap_or(0);
+                if !done.contains(&model_id) {
+                    done.push(model_id);
+                    success.push(json!({"shop_id": shop_id, "item_id": item_id, "model_id": model_id}));
+                }
+            }
+            for v in f {
+                failed.push(
+                    json!({"shop_id": shop_id, "item_id": item_id, "model_id": v["model_id"],
+                    "failed_reason": v["failed_reason"]}),
+                );
+            }
+        }
+        Err(e) => {
+            for model_id in models {
+                failed.push(
+                    json!({"shop_id": shop_id, "item_id": item_id, "model_id": model_id,
+                    "failed_reason": e.message}),
+                );
+            }
         }
     }
-    values
 }
 
-fn new_task(inner: &mut Inner, success: Vec<Value>, failures: Vec<Value>) -> u64 {
+fn new_task(inner: &mut Inner, task_type: u64, success: Vec<Value>, failed: Vec<Value>) -> u64 {
     let id = inner.next_task_id;
     inner.next_task_id += 1;
     let ready_at_ms = now_ms() + ms(inner.cfg.batch_task_delay);
@@ -538,70 +589,70 @@ fn new_task(inner: &mut Inner, success: Vec<Value>, failures: Vec<Value>) -> u64
         id,
         BatchTask {
             ready_at_ms,
-            result: json!({"success_list": success, "failure_list": failures}),
+            task_type,
+            result: json!({"success_list": success, "failed_list": failed}),
         },
     );
     id
 }
 
-/// Sandbox choice: the changes apply at once; the result becomes readable after `batch_task_delay`.
+/// Sandbox choice: the changes apply at once; the result becomes readable after `batch_task_delay`. Every item
+/// names its `outlet_shop_id` (the caller or one of the calling mart's outlets, else `error_permission`).
 pub(super) fn batch_update_outlet_price(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
-    let outlet = outlet_shop(inner, ctx, args)?;
-    let (mut success, mut failures) = (Vec::new(), Vec::new());
-    for item in item_list_for_batch(args)? {
-        let item_id = item.req_u64("item_id")?;
-        let mut models = item.objects("model_list")?;
-        models.extend(item.objects("price_list")?);
-        let prices = read_prices(&models)?;
-        match apply_prices(inner, outlet, item_id, &prices, ctx.now) {
-            Ok((s, f)) => {
-                success.extend(with_item(s, item_id));
-                failures.extend(with_item(f, item_id));
-            }
-            Err(e) => failures.push(
-                json!({"item_id": item_id, "model_id": 0, "failed_reason": e.message, "error": e.error}),
-            ),
-        }
+    let items = item_list_for_batch(args)?;
+    let mut requests = Vec::new();
+    for item in &items {
+        let outlet = outlet_shop(inner, ctx, item.req_u64("outlet_shop_id")?)?;
+        let prices = read_prices(&item.objects("price_list")?)?;
+        requests.push((outlet, item.req_u64("item_id")?, prices));
     }
-    let task_id = new_task(inner, success, failures);
+    let (mut success, mut failed) = (Vec::new(), Vec::new());
+    for (outlet, item_id, prices) in requests {
+        let models: Vec<u64> = prices.iter().map(|(m, _)| *m).collect();
+        let outcome = apply_prices(inner, outlet, item_id, &prices, ctx.now);
+        batch_records(outlet, item_id, outcome, &models, &mut success, &mut failed);
+    }
+    let task_id = new_task(inner, TASK_PRICE, success, failed);
     ok(json!({"task_id": task_id}))
 }
 
 pub(super) fn batch_update_outlet_stock(inner: &mut Inner, ctx: &Ctx, args: &Args) -> ApiResult<Out> {
-    let outlet = outlet_shop(inner, ctx, args)?;
-    let (mut success, mut failures) = (Vec::new(), Vec::new());
-    for item in item_list_for_batch(args)? {
-        let item_id = item.req_u64("item_id")?;
-        let mut models = item.objects("model_list")?;
-        models.extend(item.objects("stock_list")?);
-        let updates = read_stocks(&models)?;
-        match apply_stocks(inner, outlet, item_id, &updates, ctx.now) {
-            Ok((s, f)) => {
-                success.extend(with_item(s, item_id));
-                failures.extend(with_item(f, item_id));
-            }
-            Err(e) => failures.push(
-                json!({"item_id": item_id, "model_id": 0, "failed_reason": e.message, "error": e.error}),
-            ),
-        }
+    let items = item_list_for_batch(args)?;
+    let mut requests = Vec::new();
+    for item in &items {
+        let outlet = outlet_shop(inner, ctx, item.req_u64("outlet_shop_id")?)?;
+        let updates = read_stocks(&item.objects("stock_list")?)?;
+        requests.push((outlet, item.req_u64("item_id")?, updates));
     }
-    let task_id = new_task(inner, success, failures);
+    let (mut success, mut failed) = (Vec::new(), Vec::new());
+    for (outlet, item_id, updates) in requests {
+        let models: Vec<u64> = updates.iter().map(|(m, _)| *m).collect();
+        let outcome = apply_stocks(inner, outlet, item_id, &updates, ctx.now);
+        batch_records(outlet, item_id, outcome, &models, &mut success, &mut failed);
+    }
+    let task_id = new_task(inner, TASK_STOCK, success, failed);
     ok(json!({"task_id": task_id}))
 }
 
+/// `task_type` (1 price, 2 stock) and `task_id` -> `publish_status` 1 (ongoing, empty lists) until
+/// `batch_task_delay` passed, then 2 (finished) with `success_list` and `failed_list`. A task of another type or
+/// an unknown id is `product.error_busi` (the documented error example: "task_type is invalid").
 pub(super) fn get_batch_task_result(inner: &mut Inner, _ctx: &Ctx, args: &Args) -> ApiResult<Out> {
+    let task_type = args.req_u64("task_type")?;
     let task_id = args.req_u64("task_id")?;
     let task = inner
         .tasks
         .get(&task_id)
-        .ok_or_else(|| ApiError::param(format!("task_id {task_id} does not exist.")))?;
+        .ok_or_else(|| ApiError::business("product.error_busi", "task_id is invalid"))?;
+    if task.task_type != task_type {
+        return Err(ApiError::business("product.error_busi", "task_type is invalid"));
+    }
     if now_ms() < task.ready_at_ms {
-        return ok(json!({"task_id": task_id, "status": "processing"}));
+        return ok(json!({"publish_status": 1, "success_list": [], "failed_list": []}));
     }
     let mut result = task.result.clone();
     if let Some(obj) = result.as_object_mut() {
-        obj.insert("task_id".into(), json!(task_id));
-        obj.insert("status".into(), json!("done"));
+        obj.insert("publish_status".into(), json!(2));
     }
     ok(result)
 }

@@ -26,14 +26,9 @@ async fn seed_inspect_fault_and_journal_over_http() {
     let (s, r) = admin(&env, M::POST, "/seed", Some(seed)).await;
     assert_eq!(s, 200, "{r}");
     let token = r["tokens"]["900003"]["access_token"].as_str().unwrap().to_owned();
-    env.get_as(
-        "/api/v2/product/get_item_list",
-        900_003,
-        &token,
-        &[("page_size", "1")],
-    )
-    .await
-    .ok();
+    env.get_as("/api/v2/product/get_item_list", 900_003, &token, LIST)
+        .await
+        .ok();
 
     let (s, item) = admin(&env, M::GET, &format!("/shops/{SHOP}/items/5"), None).await;
     assert_eq!(s, 200);
@@ -68,12 +63,7 @@ async fn seed_inspect_fault_and_journal_over_http() {
         Some(json!({"kind": "server_error", "status": 502, "api": "product/get_item_list", "calls": 1})),
     )
     .await;
-    assert_eq!(
-        env.get("/api/v2/product/get_item_list", &[("page_size", "1")])
-            .await
-            .status,
-        502
-    );
+    assert_eq!(env.get("/api/v2/product/get_item_list", LIST).await.status, 502);
     admin(
         &env,
         M::POST,
@@ -81,19 +71,13 @@ async fn seed_inspect_fault_and_journal_over_http() {
         Some(json!({"shop_id": SHOP, "per_second": 1})),
     )
     .await;
-    env.get("/api/v2/product/get_item_list", &[("page_size", "1")])
-        .await
-        .ok();
+    env.get("/api/v2/product/get_item_list", LIST).await.ok();
     assert_eq!(
-        env.get("/api/v2/product/get_item_list", &[("page_size", "1")])
-            .await
-            .error(),
+        env.get("/api/v2/product/get_item_list", LIST).await.error(),
         "error_rate_limit"
     );
     admin(&env, M::DELETE, "/rate_limits", None).await;
-    env.get("/api/v2/product/get_item_list", &[("page_size", "1")])
-        .await
-        .ok();
+    env.get("/api/v2/product/get_item_list", LIST).await.ok();
 
     let (_, j) = admin(
         &env,
@@ -117,9 +101,7 @@ async fn seed_inspect_fault_and_journal_over_http() {
     assert_eq!(code["code"].as_str().unwrap().len(), 32);
     admin(&env, M::POST, &format!("/shops/{SHOP}/expire_access_token"), None).await;
     assert_eq!(
-        env.get("/api/v2/product/get_item_list", &[("page_size", "1")])
-            .await
-            .error(),
+        env.get("/api/v2/product/get_item_list", LIST).await.error(),
         "error_auth"
     );
 }

@@ -9,7 +9,7 @@ const ITEMS: &str = "/api/v2/product/get_item_list";
 #[tokio::test]
 async fn a_signed_call_gets_the_envelope() {
     let env = env().await;
-    let a = env.get(ITEMS, &[("page_size", "10"), ("offset", "0")]).await;
+    let a = env.get(ITEMS, LIST).await;
     a.ok();
     assert!(a.body["request_id"].as_str().unwrap().len() >= 16);
     assert_eq!(a.body["message"], "");
@@ -20,7 +20,7 @@ async fn a_signed_call_gets_the_envelope() {
 async fn wrong_sign_partner_and_timestamp_are_refused() {
     let env = env().await;
     let mut q = env.signed_shop_query(ITEMS, now());
-    q.push(("page_size".into(), "10".into()));
+    q.extend(list_params());
     let sign_at = q.iter().position(|(k, _)| k == "sign").unwrap();
 
     let mut bad = q.clone();
@@ -42,12 +42,12 @@ async fn wrong_sign_partner_and_timestamp_are_refused() {
 
     // 301 s old: expired; 200 s old: fine.
     let mut old = env.signed_shop_query(ITEMS, now() - 301);
-    old.push(("page_size".into(), "10".into()));
+    old.extend(list_params());
     let a = env.get_raw(ITEMS, &old).await;
     assert_eq!(a.error(), "error_param");
     assert!(a.message().contains("timestamp expired"), "{}", a.message());
     let mut recent = env.signed_shop_query(ITEMS, now() - 200);
-    recent.push(("page_size".into(), "10".into()));
+    recent.extend(list_params());
     env.get_raw(ITEMS, &recent).await.ok();
 
     let missing: Vec<_> = q.iter().filter(|(k, _)| k != "timestamp").cloned().collect();
@@ -57,9 +57,7 @@ async fn wrong_sign_partner_and_timestamp_are_refused() {
 #[tokio::test]
 async fn invalid_and_expired_access_tokens_are_error_auth() {
     let env = env().await;
-    let a = env
-        .get_as(ITEMS, SHOP, "not-a-token", &[("page_size", "10")])
-        .await;
+    let a = env.get_as(ITEMS, SHOP, "not-a-token", LIST).await;
     assert_eq!(
         (a.status, a.error(), a.message()),
         (403, "error_auth", "Invalid access_token.")
@@ -67,15 +65,10 @@ async fn invalid_and_expired_access_tokens_are_error_auth() {
 
     // Another shop's token is not valid for this shop.
     let (other, _) = env.sandbox.issue_tokens(900_002);
-    assert_eq!(
-        env.get_as(ITEMS, SHOP, &other, &[("page_size", "10")])
-            .await
-            .error(),
-        "error_auth"
-    );
+    assert_eq!(env.get_as(ITEMS, SHOP, &other, LIST).await.error(), "error_auth");
 
     env.sandbox.expire_access_token(SHOP).unwrap();
-    assert_eq!(env.get(ITEMS, &[("page_size", "10")]).await.error(), "error_auth");
+    assert_eq!(env.get(ITEMS, LIST).await.error(), "error_auth");
 }
 
 #[tokio::test]
@@ -120,9 +113,7 @@ async fn authorization_code_is_single_use() {
     assert_eq!(access.len(), 32);
     assert!(t.body["refresh_token"].is_string());
     assert!(t.body.get("response").is_none(), "auth fields are top-level");
-    env.get_as(ITEMS, 900_007, &access, &[("page_size", "1")])
-        .await
-        .ok();
+    env.get_as(ITEMS, 900_007, &access, LIST).await.ok();
 
     let again = env.public_post("/api/v2/auth/token/get", body).await;
     assert_eq!(again.error(), "error_auth");
@@ -141,10 +132,8 @@ async fn refresh_rotates_the_pair_and_the_old_token_keeps_a_grace_period() {
     assert_ne!(new_refresh, env.refresh);
 
     // The old access token stays valid (5 minutes), the new one works.
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
-    env.get_as(ITEMS, SHOP, &new_access, &[("page_size", "1")])
-        .await
-        .ok();
+    env.get(ITEMS, LIST).await.ok();
+    env.get_as(ITEMS, SHOP, &new_access, LIST).await.ok();
 
     // The old refresh token is spent.
     let reused = env.public_post(path, body).await;

@@ -16,7 +16,7 @@ async fn a_shop_limit_answers_error_rate_limit_beyond_it() {
     env.sandbox.set_rate_limit(Some(SHOP), None, 5);
     let mut errors = Vec::new();
     for _ in 0..8 {
-        let a = env.get(ITEMS, &[("page_size", "1")]).await;
+        let a = env.get(ITEMS, LIST).await;
         errors.push((a.status, a.error().to_owned()));
     }
     let limited = errors
@@ -24,17 +24,15 @@ async fn a_shop_limit_answers_error_rate_limit_beyond_it() {
         .filter(|(s, e)| *s == 429 && e == "error_rate_limit")
         .count();
     assert_eq!(limited, 3, "{errors:?}");
-    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    let a = env.get(ITEMS, LIST).await;
     assert_eq!(a.headers["retry-after"], "1");
     // Another shop is not limited by this shop's rule.
     let (other, _) = env.sandbox.issue_tokens(900_002);
     for _ in 0..6 {
-        env.get_as(ITEMS, 900_002, &other, &[("page_size", "1")])
-            .await
-            .ok();
+        env.get_as(ITEMS, 900_002, &other, LIST).await.ok();
     }
     tokio::time::sleep(Duration::from_millis(1050)).await;
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    env.get(ITEMS, LIST).await.ok();
     let journal = env.sandbox.journal();
     assert_eq!(
         journal.iter().filter(|e| e.error == "error_rate_limit").count(),
@@ -56,7 +54,7 @@ async fn an_api_limit_applies_to_that_api_only() {
     }
     assert_eq!(codes, ["", "", "error_rate_limit"]);
     for _ in 0..3 {
-        env.get(ITEMS, &[("page_size", "1")]).await.ok();
+        env.get(ITEMS, LIST).await.ok();
     }
 }
 
@@ -70,31 +68,31 @@ async fn faults_answer_429_5xx_and_200_rate_limit_for_their_calls() {
         .api(ITEMS)
         .times(2),
     );
-    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    let a = env.get(ITEMS, LIST).await;
     assert_eq!((a.status, a.error()), (429, "error_rate_limit"));
     assert_eq!(a.headers["retry-after"], "2");
-    assert_eq!(env.get(ITEMS, &[("page_size", "1")]).await.status, 429);
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    assert_eq!(env.get(ITEMS, LIST).await.status, 429);
+    env.get(ITEMS, LIST).await.ok();
 
     env.sandbox
         .inject_fault(Fault::server_error(503).shop(SHOP).times(1));
-    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    let a = env.get(ITEMS, LIST).await;
     assert_eq!((a.status, a.error()), (503, "error_server"));
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    env.get(ITEMS, LIST).await.ok();
 
     env.sandbox
         .inject_fault(Fault::server_error(500).shop(999).times(1));
-    env.get(ITEMS, &[("page_size", "1")]).await.ok(); // another shop's fault
+    env.get(ITEMS, LIST).await.ok(); // another shop's fault
 
     env.sandbox
         .inject_fault(Fault::rate_limit().api("product/get_item_list").times(1));
-    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    let a = env.get(ITEMS, LIST).await;
     assert_eq!((a.status, a.error()), (200, "error_rate_limit"));
 
     env.sandbox
         .inject_fault(Fault::error(200, "error_limit", "daily quota").times(1));
-    assert_eq!(env.get(ITEMS, &[("page_size", "1")]).await.error(), "error_limit");
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    assert_eq!(env.get(ITEMS, LIST).await.error(), "error_limit");
+    env.get(ITEMS, LIST).await.ok();
 }
 
 #[tokio::test]
@@ -102,28 +100,33 @@ async fn timed_faults_latency_and_clearing() {
     let env = env().await;
     env.sandbox
         .inject_fault(Fault::server_error(503).for_duration(Duration::from_millis(300)));
-    assert_eq!(env.get(ITEMS, &[("page_size", "1")]).await.status, 503);
-    assert_eq!(env.get(ITEMS, &[("page_size", "1")]).await.status, 503);
+    assert_eq!(env.get(ITEMS, LIST).await.status, 503);
+    assert_eq!(env.get(ITEMS, LIST).await.status, 503);
     tokio::time::sleep(Duration::from_millis(350)).await;
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    env.get(ITEMS, LIST).await.ok();
 
     env.sandbox
         .inject_fault(Fault::latency(Duration::from_millis(250)).times(1));
     let t = Instant::now();
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    env.get(ITEMS, LIST).await.ok();
     assert!(t.elapsed() >= Duration::from_millis(250));
 
     env.sandbox.inject_fault(Fault::server_error(500));
-    assert_eq!(env.get(ITEMS, &[("page_size", "1")]).await.status, 500);
+    assert_eq!(env.get(ITEMS, LIST).await.status, 500);
     env.sandbox.clear_faults();
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
+    env.get(ITEMS, LIST).await.ok();
 }
 
 #[tokio::test]
 async fn the_journal_records_every_call() {
     let env = env().await;
     let before = chrono::Utc::now().timestamp_millis();
-    env.get(ITEMS, &[("page_size", "3")]).await.ok();
+    env.get(
+        ITEMS,
+        &[("offset", "0"), ("page_size", "3"), ("item_status", "NORMAL")],
+    )
+    .await
+    .ok();
     let a = env
         .post(
             "/api/v2/product/update_price",
@@ -151,8 +154,8 @@ async fn the_limit_answer_status_is_configurable() {
     cfg.rate_limit_status = axum::http::StatusCode::OK;
     let env = env_with(cfg).await;
     env.sandbox.set_rate_limit(Some(SHOP), None, 1);
-    env.get(ITEMS, &[("page_size", "1")]).await.ok();
-    let a = env.get(ITEMS, &[("page_size", "1")]).await;
+    env.get(ITEMS, LIST).await.ok();
+    let a = env.get(ITEMS, LIST).await;
     assert_eq!((a.status, a.error()), (200, "error_rate_limit"));
     assert!(a.headers.get("retry-after").is_none());
 }

@@ -94,7 +94,7 @@ async fn the_order_list_pages_with_a_cursor() {
             ],
         )
         .await;
-    assert_eq!(a.error(), "error_param");
+    assert_eq!(a.error(), "order.order_list_invalid_time");
     let a = env
         .get(
             LIST,
@@ -154,7 +154,8 @@ async fn order_detail_takes_1_to_50_orders_and_optional_fields() {
         )
         .await;
     let list = a.ok()["order_list"].as_array().unwrap().clone();
-    assert!(a.body["warning"].as_str().unwrap().contains("NOPE"));
+    // get_order_detail documents `warning` as a list.
+    assert!(a.body["warning"][0].as_str().unwrap().contains("NOPE"));
     assert_eq!(list.len(), 2);
     let a1 = &list[0];
     assert_eq!(a1["order_sn"], "A1");
@@ -165,8 +166,11 @@ async fn order_detail_takes_1_to_50_orders_and_optional_fields() {
     assert_eq!(a1["item_list"][0]["model_original_price"], 14.9);
     assert_eq!(a1["item_list"][0]["model_quantity_purchased"], 2);
     assert_eq!(a1["buyer_cpf_id"], "12345678909");
-    assert_eq!(a1["package_list"][0]["logistics_status"], "LOGISTICS_NOT_START");
+    assert_eq!(a1["package_list"][0]["logistics_status"], "LOGISTICS_READY");
     assert!(a1.get("buyer_username").is_none(), "not requested");
+    assert!(a1.get("note").is_none(), "not requested");
+    assert!(a1.get("fulfillment_flag").is_none(), "not requested");
+    assert!(list[1].get("pay_time").is_none(), "unpaid: left out");
     // Buyer data is masked before payment.
     assert_eq!(list[1]["recipient_address"]["name"], "****");
     assert!(list[1]["recipient_address"].get("geolocation").is_none());
@@ -196,7 +200,15 @@ async fn cancel_order_only_before_shipping() {
             json!({"order_sn": "C1", "cancel_reason": "CUSTOMER_REQUEST"}),
         )
         .await;
-    assert_eq!(a.error(), "order.order_status_error");
+    assert_eq!(a.error(), "order.error_limit");
+    assert_eq!(a.message(), "Can not cancel this order.");
+    let a = env
+        .post(
+            path,
+            json!({"order_sn": "C2", "cancel_reason": "CHANGED_MY_MIND"}),
+        )
+        .await;
+    assert_eq!(a.error(), "error_param");
 
     env.post(
         "/api/v2/logistics/ship_order",
@@ -210,5 +222,59 @@ async fn cancel_order_only_before_shipping() {
             json!({"order_sn": "C2", "cancel_reason": "CUSTOMER_REQUEST"}),
         )
         .await;
-    assert_eq!(a.error(), "order.order_status_error", "a tracking number exists");
+    assert_eq!(a.error(), "order.error_limit", "a tracking number exists");
+}
+
+#[tokio::test]
+async fn the_buyer_message_the_seller_note_and_bundle_deal_prices() {
+    let env = env().await;
+    let mut o = order("B1", now() - 100);
+    o.message_to_seller = "Deixar na portaria".into();
+    o.note = "Cliente VIP (nota interna)".into();
+    let mut bundle = o.item_list[0].clone();
+    bundle.item_id = 2;
+    bundle.order_item_id = 2;
+    bundle.promotion_type = "bundle_deal".into();
+    bundle.model_discounted_price = 9.9;
+    o.item_list.push(bundle);
+    env.sandbox.seed_order(o).await.unwrap();
+    let a = env
+        .get(
+            DETAIL,
+            &[("order_sn_list", "B1"), ("response_optional_fields", "item_list")],
+        )
+        .await;
+    let b1 = a.ok()["order_list"][0].clone();
+    assert_eq!(
+        b1["message_to_seller"], "Deixar na portaria",
+        "returned by default"
+    );
+    assert!(b1.get("note").is_none());
+    assert_eq!(b1["item_list"][0]["model_discounted_price"], 12.9);
+    assert_eq!(b1["item_list"][1]["model_discounted_price"], 0.0, "bundle deal");
+    let a = env
+        .get(
+            DETAIL,
+            &[("order_sn_list", "B1"), ("response_optional_fields", "note")],
+        )
+        .await;
+    assert_eq!(a.ok()["order_list"][0]["note"], "Cliente VIP (nota interna)");
+    // The list shows order_sn only, unless order_status is asked for.
+    let (from, to) = ((now() - 1000).to_string(), (now() + 10).to_string());
+    let q = [
+        ("time_range_field", "create_time"),
+        ("time_from", from.as_str()),
+        ("time_to", to.as_str()),
+        ("page_size", "10"),
+    ];
+    assert_eq!(
+        env.get(LIST, &q).await.ok()["order_list"],
+        json!([{"order_sn": "B1"}])
+    );
+    let mut with_status = q.to_vec();
+    with_status.push(("response_optional_fields", "order_status"));
+    assert_eq!(
+        env.get(LIST, &with_status).await.ok()["order_list"],
+        json!([{"order_sn": "B1", "order_status": "READY_TO_SHIP"}])
+    );
 }

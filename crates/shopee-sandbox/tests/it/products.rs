@@ -47,7 +47,10 @@ async fn items_and_models_read_back() {
     assert_eq!(r["item"][0]["item_id"], 1);
 
     let a = env
-        .get("/api/v2/product/get_item_base_info", &[("item_id_list", "1,2")])
+        .get(
+            "/api/v2/product/get_item_base_info",
+            &[("item_id_list", "1"), ("item_id_list", "2")],
+        )
         .await;
     let list = a.ok()["item_list"].as_array().unwrap().clone();
     assert_eq!(list[0]["item_sku"], "SKU1");
@@ -55,16 +58,17 @@ async fn items_and_models_read_back() {
     assert_eq!(list[0]["price_info"][0]["original_price"], 12.9);
     assert_eq!(list[0]["stock_info_v2"]["seller_stock"][0]["stock"], 37);
     assert_eq!(list[1]["has_model"], true);
-    let too_many = (1..=51).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-    assert_eq!(
-        env.get(
-            "/api/v2/product/get_item_base_info",
-            &[("item_id_list", &too_many)]
-        )
-        .await
-        .error(),
-        "error_param"
-    );
+    let ids: Vec<String> = (1..=51).map(|i| i.to_string()).collect();
+    let too_many: Vec<(&str, &str)> = ids.iter().map(|i| ("item_id_list", i.as_str())).collect();
+    let a = env.get("/api/v2/product/get_item_base_info", &too_many).await;
+    assert_eq!(a.error(), "error_param");
+    assert!(a.message().contains("50"), "{}", a.message());
+    // An int64[] is repeated keys, never a comma list.
+    let a = env
+        .get("/api/v2/product/get_item_base_info", &[("item_id_list", "1,2")])
+        .await;
+    assert_eq!(a.error(), "error_param");
+    assert!(a.message().contains("item_id_list"), "{}", a.message());
 
     let a = env
         .get("/api/v2/product/get_model_list", &[("item_id", "2")])
@@ -109,7 +113,10 @@ async fn update_price_reports_failures_per_model() {
     let failures = r["failure_list"].as_array().unwrap();
     assert_eq!(failures.len(), 3);
     assert_eq!(failures[0]["model_id"], 22);
-    assert_eq!(failures[0]["error"], "error_cannot_update_price_in_promotion");
+    assert!(
+        failures[0].get("error").is_none(),
+        "failure_list has model_id and failed_reason only"
+    );
     assert!(
         failures[0]["failed_reason"]
             .as_str()
@@ -135,7 +142,10 @@ async fn update_price_reports_failures_per_model() {
             json!({"item_id": 1, "price_list": [{"model_id": 0, "original_price": 9.9}]}),
         )
         .await;
-    assert_eq!(a.ok()["failure_list"][0]["error"], "error_item_deleted");
+    assert_eq!(
+        a.ok()["failure_list"][0]["failed_reason"],
+        "The item has been deleted."
+    );
 
     let list: Vec<_> = (0..51)
         .map(|i| json!({"model_id": i, "original_price": 1.0}))
@@ -177,9 +187,11 @@ async fn update_stock_respects_reserves_and_locations() {
     ]});
     let r = env.post("/api/v2/product/update_stock", body).await.ok().clone();
     assert_eq!(r["failure_list"][0]["model_id"], 21);
-    assert_eq!(
-        r["failure_list"][0]["error"],
-        "error_stock_less_than_promotion_reserved"
+    assert!(
+        r["failure_list"][0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("reserved by promotions")
     );
     assert_eq!(r["success_list"][0]["model_id"], 22);
     assert_eq!(env.sandbox.stock(SHOP, 2, 21), Some(10));
@@ -192,11 +204,16 @@ async fn update_stock_respects_reserves_and_locations() {
         .await
         .ok()
         .clone();
-    assert_eq!(r["failure_list"][0]["error"], "error_location");
+    assert!(
+        r["failure_list"][0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("location_id")
+    );
     let wrong = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "XX", "stock": 9}]}]});
     assert_eq!(
-        env.post("/api/v2/product/update_stock", wrong).await.ok()["failure_list"][0]["error"],
-        "error_location"
+        env.post("/api/v2/product/update_stock", wrong).await.ok()["failure_list"][0]["failed_reason"],
+        "location_id is not a warehouse of this shop."
     );
     let right = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "BRZ01", "stock": 9}]}]});
     let r = env.post("/api/v2/product/update_stock", right).await.ok().clone();
@@ -268,19 +285,25 @@ async fn outlet_batches_run_as_tasks() {
     let (mart_token, _) = env.sandbox.issue_tokens(mart);
     let (outlet_token, _) = env.sandbox.issue_tokens(outlet);
 
-    let a = env
-        .get_as(
-            "/api/v2/product/get_mart_item_by_outlet_item_id",
-            outlet,
-            &outlet_token,
-            &[("outlet_item_id", "301")],
-        )
-        .await;
-    assert_eq!(a.ok()["item_list"][0]["mart_item_id"], 1);
+    for (shop, token) in [(outlet, &outlet_token), (mart, &mart_token)] {
+        let a = env
+            .post_as(
+                "/api/v2/product/get_mart_item_by_outlet_item_id",
+                shop,
+                token,
+                json!({"outlet_item_id": 301}),
+            )
+            .await;
+        assert_eq!(
+            a.ok()["item_mapping_list"],
+            json!([{"mart_item_id": 1, "outlet_item_id": 301,
+                "model_mapping": [{"mart_model_id": 0, "outlet_model_id": 0}]}])
+        );
+    }
 
-    let body = json!({"outlet_shop_id": outlet, "item_list": [
-        {"item_id": 301, "model_list": [{"model_id": 0, "seller_stock": [{"stock": 42}]}]},
-        {"item_id": 999, "model_list": [{"model_id": 0, "seller_stock": [{"stock": 1}]}]}
+    let body = json!({"item_list": [
+        {"outlet_shop_id": outlet, "item_id": 301, "stock_list": [{"model_id": 0, "seller_stock": [{"stock": 42}]}]},
+        {"outlet_shop_id": outlet, "item_id": 999, "stock_list": [{"model_id": 0, "seller_stock": [{"stock": 1}]}]}
     ]});
     let a = env
         .post_as(
@@ -291,32 +314,40 @@ async fn outlet_batches_run_as_tasks() {
         )
         .await;
     let task_id = a.ok()["task_id"].as_u64().unwrap().to_string();
-    let r = env
-        .get_as(
-            "/api/v2/product/get_batch_task_result",
-            mart,
-            &mart_token,
-            &[("task_id", &task_id)],
-        )
-        .await;
-    assert_eq!(r.ok()["status"], "processing");
+    let poll = |task_type: &'static str| {
+        let (env, token, task_id) = (&env, &mart_token, task_id.clone());
+        async move {
+            env.get_as(
+                "/api/v2/product/get_batch_task_result",
+                mart,
+                token,
+                &[("task_type", task_type), ("task_id", &task_id)],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        poll("2").await.ok().clone(),
+        json!({"publish_status": 1, "success_list": [], "failed_list": []})
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = env
-        .get_as(
-            "/api/v2/product/get_batch_task_result",
-            mart,
-            &mart_token,
-            &[("task_id", &task_id)],
-        )
-        .await;
-    let r = r.ok().clone();
-    assert_eq!(r["status"], "done");
-    assert_eq!(r["success_list"][0]["item_id"], 301);
-    assert_eq!(r["failure_list"][0]["item_id"], 999);
+    let r = poll("2").await.ok().clone();
+    assert_eq!(r["publish_status"], 2);
+    assert_eq!(
+        r["success_list"],
+        json!([{"shop_id": outlet, "item_id": 301, "model_id": 0}])
+    );
+    assert_eq!(r["failed_list"][0]["item_id"], 999);
+    assert_eq!(r["failed_list"][0]["shop_id"], outlet);
+    assert!(r["failed_list"][0]["failed_reason"].is_string());
     assert_eq!(env.sandbox.stock(outlet, 301, 0), Some(42));
+    assert_eq!(
+        poll("1").await.error(),
+        "product.error_busi",
+        "a stock task is not a price task"
+    );
 
-    let body =
-        json!({"item_list": [{"item_id": 301, "model_list": [{"model_id": 0, "original_price": 9.5}]}]});
+    let body = json!({"item_list": [{"outlet_shop_id": outlet, "item_id": 301, "price_list": [{"model_id": 0, "original_price": 9.5}]}]});
     env.post_as(
         "/api/v2/product/batch_update_outlet_price",
         outlet,
@@ -326,10 +357,23 @@ async fn outlet_batches_run_as_tasks() {
     .await
     .ok();
     assert_eq!(env.sandbox.price(outlet, 301, 0), Some(9.5));
+    // A top-level outlet_shop_id is not Shopee's shape: every item names its outlet.
+    let top = json!({"outlet_shop_id": outlet, "item_list": [{"outlet_shop_id": outlet, "item_id": 301, "price_list": [{"model_id": 0, "original_price": 9.5}]}]});
+    assert_eq!(
+        env.post_as(
+            "/api/v2/product/batch_update_outlet_price",
+            outlet,
+            &outlet_token,
+            top
+        )
+        .await
+        .error(),
+        "error_param"
+    );
 
     // Another mart may not touch this outlet; more than 100 items is a parameter error.
     let (other, _) = env.sandbox.issue_tokens(900_200);
-    let body = json!({"outlet_shop_id": outlet, "item_list": [{"item_id": 301, "model_list": [{"model_id": 0, "original_price": 1.0}]}]});
+    let body = json!({"item_list": [{"outlet_shop_id": outlet, "item_id": 301, "price_list": [{"model_id": 0, "original_price": 1.0}]}]});
     assert_eq!(
         env.post_as("/api/v2/product/batch_update_outlet_price", 900_200, &other, body)
             .await
@@ -337,7 +381,7 @@ async fn outlet_batches_run_as_tasks() {
         "error_permission"
     );
     let many: Vec<_> = (0..101)
-        .map(|i| json!({"item_id": i, "model_list": []}))
+        .map(|i| json!({"outlet_shop_id": outlet, "item_id": i, "price_list": [{"model_id": 0, "original_price": 1.0}]}))
         .collect();
     let a = env
         .post_as(
@@ -391,7 +435,7 @@ async fn uploaded_images_are_the_only_ids_update_item_takes() {
         ("image", b"<html>not found</html>".to_vec(), "must be a JPG"),
         ("image", Vec::new(), "empty"),
         ("image", [PNG, &vec![0u8; 10 * 1024 * 1024]].concat(), "10 MB"),
-        ("file", PNG.to_vec(), "no image"),
+        ("file", PNG.to_vec(), "form.image: required parameter missing"),
     ] {
         let a = env.upload(field, "image/png", &data, false).await;
         assert_eq!((a.status, a.error()), (400, "error_param"), "{what}: {}", a.body);

@@ -12,6 +12,15 @@ pub const SHOP: u64 = 900_001;
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR....";
 pub const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0....";
 
+/// A valid `product/get_item_list` query: `item_status` is documented as `string[]` and required.
+pub const LIST: &[(&str, &str)] = &[("offset", "0"), ("page_size", "10"), ("item_status", "NORMAL")];
+
+pub fn list_params() -> Vec<(String, String)> {
+    LIST.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
