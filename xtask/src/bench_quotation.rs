@@ -43,7 +43,8 @@ pub fn hub_config_stub(requests: Arc<AtomicUsize>) -> anyhow::Result<String> {
         hubs.push(json!({"hub_id": format!("SAO-{i:02}"), "active": true, "shopee_shop_id": SHOP,
             "location": {"zipcode": "01310100", "latitude": -23.5614 - 0.1 * f64::from(i), "longitude": -46.6559},
             "delivery": {"radius_km": 5.0, "base_fee": "4.90", "fee_per_km": "1.10", "free_above": "99.00",
-                         "preparation_minutes": 8, "speed_kmh": 18},
+                         "preparation_minutes": 8, "speed_kmh": 18,
+                         "zip_ranges": [["01000000", "01599999"]], "zip_fee": "9.90"},
             "opening_hours": (1..=7).map(|d| json!({"weekday": d, "open": "00:00", "close": "24:00"})).collect::<Vec<_>>()}));
     }
     let body = serde_json::to_string(&hubs)?;
@@ -115,10 +116,12 @@ fn measure(pid: u32, hub_requests: &Arc<AtomicUsize>) -> anyhow::Result<Section>
     runtime.block_on(async {
         crate::bench::wait_ready(&format!("http://{GATEWAY_ADDR}/health/live"), Duration::from_secs(20)).await?;
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-        let body = json!({"shop_id": SHOP, "origin_zip_code": "01310100", "destination_zip_code": "01311000",
-            "channel_id": 90026, "destination_lat_long": {"latitude": -23.5861, "longitude": -46.6528},
-            "items": [{"item_id": 100001, "model_id": 0, "category_id": 1, "quantity": 2, "price": 12.9,
-                       "dimensions": {"length": 10, "width": 10, "height": 10, "weight": 0.5}}]})
+        // Channel 90026 (Entrega Expressa) in the shape of Shopee's Brazil guide (docs/quotation.md).
+        let body = json!({"channel_id": 90026, "shop_id": SHOP, "origin_zip_code": "01310100",
+            "destination_zip_code": "01311000", "destination_lat_long": {"latitude": -23.5861, "longitude": -46.6528},
+            "items": [{"item_id": 100001, "sku": "789100000001", "model_id": 0, "model_sku": "", "category_id": 0,
+                       "quantity": 2, "price": 12.9,
+                       "dimensions": {"length": 10, "width": 10, "height": 10, "weight": 500}}]})
         .to_string();
         let target = format!("http://{GATEWAY_ADDR}/shopee/quotation");
         let send = |http: reqwest::Client, target: String, body: String| async move {
