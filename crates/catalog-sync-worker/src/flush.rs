@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use domain::{ItemId, ModelId, Money, ShopId};
 use shopee_client::api::product::{
-    BatchFailure, BatchTaskStatus, BatchUpdateOutletPriceRequest, BatchUpdateOutletStockRequest,
-    ModelFailure, OUTLET_BATCH_MAX, OutletPriceItem, OutletStockItem, PRICE_STOCK_LIST_MAX, PriceEntry,
+    BatchFailure, BatchTaskType, BatchUpdateOutletPriceRequest, BatchUpdateOutletStockRequest, ModelFailure,
+    OUTLET_BATCH_MAX, OutletPriceItem, OutletStockItem, PRICE_STOCK_LIST_MAX, PriceEntry, PublishStatus,
     SellerStock, StockEntry, TaskId, UpdatePriceRequest, UpdateStockRequest, price_number,
 };
 use shopee_client::error::CodeClass;
@@ -254,7 +254,7 @@ impl Flusher {
                 .increment(batched.len() as u64);
             match self.submit_batch(kind, shop, &batched).await {
                 Ok(task) => {
-                    let end = self.await_task(shop, &task).await;
+                    let end = self.await_task(kind, shop, task).await;
                     let label = match &end {
                         TaskEnd::Done(f) if f.is_empty() => "ok",
                         TaskEnd::Done(_) => "partial",
@@ -276,7 +276,7 @@ impl Flusher {
                                                     m.as_i64() == r.model_id || m.as_i64() == 0
                                                 })
                                         })
-                                        .map(|f| classify(f.error.as_deref(), &f.failed_reason))
+                                        .map(|f| classify(None, &f.failed_reason))
                                 });
                             }
                             TaskEnd::Retry(reason) => {
@@ -518,64 +518,54 @@ impl Flusher {
                 let mut item_list = Vec::with_capacity(items.len());
                 for w in items {
                     item_list.push(OutletPriceItem {
+                        outlet_shop_id: shop.get(),
                         item_id: ItemId::from_i64(w.claimed.item_id).map_err(|e| invalid(e.to_string()))?,
                         price_list: price_list(w.rows.iter())?,
                     });
                 }
                 self.shopee
-                    .batch_update_outlet_price(
-                        shop,
-                        &BatchUpdateOutletPriceRequest {
-                            outlet_shop_id: None,
-                            item_list,
-                        },
-                    )
+                    .batch_update_outlet_price(shop, &BatchUpdateOutletPriceRequest { item_list })
                     .await?
             }
             Kind::Stock => {
                 let mut item_list = Vec::with_capacity(items.len());
                 for w in items {
                     item_list.push(OutletStockItem {
+                        outlet_shop_id: shop.get(),
                         item_id: ItemId::from_i64(w.claimed.item_id).map_err(|e| invalid(e.to_string()))?,
                         stock_list: stock_list(w.rows.iter())?,
                     });
                 }
                 self.shopee
-                    .batch_update_outlet_stock(
-                        shop,
-                        &BatchUpdateOutletStockRequest {
-                            outlet_shop_id: None,
-                            item_list,
-                        },
-                    )
+                    .batch_update_outlet_stock(shop, &BatchUpdateOutletStockRequest { item_list })
                     .await?
             }
         };
         Ok(created.task_id)
     }
 
-    /// Polls a batch task until it is done, failed, or `outlet_task_timeout` passed.
-    async fn await_task(&self, shop: ShopId, task: &TaskId) -> TaskEnd {
+    /// Polls a batch task until Shopee reports it finished (`publish_status` 2), or `outlet_task_timeout` passed.
+    async fn await_task(&self, kind: Kind, shop: ShopId, task: TaskId) -> TaskEnd {
+        let task_type = match kind {
+            Kind::Price => BatchTaskType::Price,
+            Kind::Stock => BatchTaskType::Stock,
+        };
         let deadline = tokio::time::Instant::now() + self.settings.outlet_task_timeout;
         loop {
             tokio::time::sleep(self.settings.outlet_task_poll).await;
-            let last = match self.shopee.get_batch_task_result(shop, task).await {
-                Ok(r) => match r.status {
-                    BatchTaskStatus::Done => return TaskEnd::Done(r.failure_list),
-                    BatchTaskStatus::Failed => {
-                        return TaskEnd::Retry(format!("batch task {} failed at Shopee", task.0));
-                    }
-                    BatchTaskStatus::Processing | BatchTaskStatus::Unknown => {
-                        format!("batch task {} still processing", task.0)
-                    }
+            let last = match self.shopee.get_batch_task_result(shop, task_type, task).await {
+                Ok(r) => match r.publish_status {
+                    PublishStatus::Finished => return TaskEnd::Done(r.failed_list),
+                    PublishStatus::Ongoing => format!("batch task {task} still processing"),
+                    PublishStatus::Other(n) => format!("batch task {task} in an unknown publish_status {n}"),
                 },
                 Err(e) if e.kind() == ErrorKind::Permanent => {
-                    return TaskEnd::Retry(format!("batch task {} unreadable: {e}", task.0));
+                    return TaskEnd::Retry(format!("batch task {task} unreadable: {e}"));
                 }
-                Err(e) => format!("batch task {} not read: {e}", task.0),
+                Err(e) => format!("batch task {task} not read: {e}"),
             };
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(task.id = %task.0, reason = %last, "gave up waiting for a batch outlet task");
+                tracing::warn!(task.id = %task, reason = %last, "gave up waiting for a batch outlet task");
                 return TaskEnd::Retry(format!(
                     "{last} after {} s",
                     self.settings.outlet_task_timeout.as_secs()

@@ -4,7 +4,8 @@
 //! cancelled order). That happens when a step succeeded but the process died before recording it, or when another
 //! replica raced us through a rebalance. So when Shopee refuses a step, we ask it where the order stands
 //! (`get_order_detail`) and count the step as done when the order is already at or past it; otherwise the refusal
-//! stands.
+//! stands. For Entrega Expressa (channel 90026) the order stays `READY_TO_SHIP` after `ship_order`: there the
+//! packages' own state (`get_package_detail`) tells whether the shipment was arranged or picked up.
 
 use domain::delivery::{FailedReason, Step};
 use domain::{OrderSn, ShopId};
@@ -12,7 +13,9 @@ use shopee_client::api::logistics::{
     self as lg, GetShippingParameterRequest, GetShippingParameterResponse, LogisticsStatus, NonIntegrated,
     ShipMode, ShipOrderRequest, UpdateTrackingStatusRequest,
 };
-use shopee_client::api::order::{CancelOrderRequest, CancelReason, OrderStatus};
+use shopee_client::api::order::{
+    CancelOrderRequest, CancelReason, OptionalField, OrderStatus, PackageDetail,
+};
 use shopee_client::{ErrorKind, ShopeeClient};
 
 /// How a step ended.
@@ -51,13 +54,11 @@ pub fn step_name(step: &Step) -> &'static str {
     }
 }
 
-/// The fleet's reason, as Shopee's `cancel_order` reason (it has no "buyer unreachable"): a place the fleet cannot
-/// deliver to is `UNDELIVERABLE_AREA`, anything else the buyer's side (`CUSTOMER_REQUEST`).
-pub fn cancel_reason(reason: Option<FailedReason>) -> CancelReason {
-    match reason {
-        Some(FailedReason::NoDeliveryLocationConsensus) => CancelReason::UndeliverableArea,
-        _ => CancelReason::CustomerRequest,
-    }
+/// The fleet's reason, as Shopee's `cancel_order` reason. Shopee offers `OUT_OF_STOCK`, `CUSTOMER_REQUEST` and
+/// `COD_NOT_SUPPORTED` in Brazil (`UNDELIVERABLE_AREA` is for Taiwan and Malaysia only), and every reason the fleet
+/// gives (buyer unreachable, unresponsive, no agreement on the place) is on the buyer's side: `CUSTOMER_REQUEST`.
+pub fn cancel_reason(_reason: Option<FailedReason>) -> CancelReason {
+    CancelReason::CustomerRequest
 }
 
 fn shopee_failed_reason(reason: FailedReason) -> lg::FailedReason {
@@ -92,6 +93,21 @@ pub fn reached(step: &Step, status: OrderStatus) -> bool {
     }
 }
 
+/// Whether a package's own state shows the step already taken (the order's status may not: channel 90026).
+pub fn reached_by_package(step: &Step, package: &PackageDetail) -> bool {
+    match step {
+        Step::ArrangeShipment => package.shipment_arranged(),
+        Step::PickupDone { .. } => package.fulfillment_status.is_some_and(|s| s.picked_up()),
+        Step::DeliveryDone => package
+            .fulfillment_status
+            .is_some_and(|s| s == shopee_client::api::order::FulfillmentStatus::LogisticsDeliveryDone),
+        Step::DeliveryFailed { .. } => package
+            .fulfillment_status
+            .is_some_and(|s| s == shopee_client::api::order::FulfillmentStatus::LogisticsDeliveryFailed),
+        Step::CancelOrder { .. } => false,
+    }
+}
+
 /// The first address and time slot, or branch, Shopee offers for a mode.
 fn first_pickup(params: &GetShippingParameterResponse) -> Option<lg::Pickup> {
     let address = params.pickup.as_ref()?.get("address_list")?.get(0)?;
@@ -103,7 +119,7 @@ fn first_pickup(params: &GetShippingParameterResponse) -> Option<lg::Pickup> {
             .or_else(|| v.as_u64().map(|n| n.to_string()))
     });
     Some(lg::Pickup {
-        address_id: Some(address_id),
+        address_id,
         pickup_time_id,
         tracking_number: None,
     })
@@ -255,16 +271,15 @@ impl Shopee {
             Ok(()) => Ok(Done::Applied),
             Err(e) if e.kind() == ErrorKind::Permanent && e.shopee_code().is_some() => {
                 // Refused: maybe because the order is already there.
-                match self.status(shop_id, order_sn).await {
-                    Ok(Some(status)) if reached(step, status) => {
-                        tracing::info!(order.sn = %order_sn, step = step_name(step), shopee.status = ?status,
+                match self.standing(shop_id, order_sn, step).await {
+                    Ok(Standing::There(by)) => {
+                        tracing::info!(order.sn = %order_sn, step = step_name(step), shopee.state = %by,
                             "Shopee already has this step; counted as done");
                         Ok(Done::AlreadyThere)
                     }
-                    Ok(status) => Err(StepError::Permanent(format!(
-                        "{e} (order status at Shopee: {})",
-                        status.map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}"))
-                    ))),
+                    Ok(Standing::NotThere(state)) => {
+                        Err(StepError::Permanent(format!("{e} (order at Shopee: {state})")))
+                    }
                     Err(check) => Err(classify(&check)),
                 }
             }
@@ -283,7 +298,6 @@ impl Shopee {
     ) -> shopee_client::Result<()> {
         let req = UpdateTrackingStatusRequest {
             order_sn: order_sn.clone(),
-            package_number: None,
             logistics_status,
             tracking_number,
             tracking_url,
@@ -292,20 +306,56 @@ impl Shopee {
         self.client.update_tracking_status(shop_id, &req).await
     }
 
-    async fn status(
+    /// Where Shopee has the order, as far as `step` is concerned: its status, then its packages' state.
+    async fn standing(
         &self,
         shop_id: ShopId,
         order_sn: &OrderSn,
-    ) -> shopee_client::Result<Option<OrderStatus>> {
+        step: &Step,
+    ) -> shopee_client::Result<Standing> {
         let detail = self
             .client
-            .get_order_detail(shop_id, std::slice::from_ref(order_sn), &[])
+            .get_order_detail(
+                shop_id,
+                std::slice::from_ref(order_sn),
+                &[OptionalField::PackageList],
+            )
             .await?;
-        Ok(detail
-            .into_iter()
-            .find(|d| &d.order_sn == order_sn)
-            .map(|d| d.order_status))
+        let Some(order) = detail.into_iter().find(|d| &d.order_sn == order_sn) else {
+            return Ok(Standing::NotThere("unknown".to_owned()));
+        };
+        let status = order.order_status;
+        if reached(step, status) {
+            return Ok(Standing::There(format!("status {status:?}")));
+        }
+        let numbers: Vec<String> = order
+            .package_list
+            .iter()
+            .map(|p| p.package_number.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if numbers.is_empty() || matches!(step, Step::CancelOrder { .. }) {
+            return Ok(Standing::NotThere(format!("status {status:?}")));
+        }
+        let packages = self.client.get_package_detail(shop_id, &numbers).await?;
+        let states: Vec<String> = packages
+            .iter()
+            .map(|p| format!("{} {:?}", p.package_number, p.fulfillment_status))
+            .collect();
+        let all_there = !packages.is_empty() && packages.iter().all(|p| reached_by_package(step, p));
+        let state = format!("status {status:?}, packages [{}]", states.join(", "));
+        Ok(if all_there {
+            Standing::There(state)
+        } else {
+            Standing::NotThere(state)
+        })
     }
+}
+
+/// Where Shopee has an order, with what it showed.
+enum Standing {
+    There(String),
+    NotThere(String),
 }
 
 #[cfg(test)]
@@ -369,11 +419,48 @@ mod tests {
     }
 
     #[test]
+    fn a_90026_package_shows_the_shipment_the_order_status_does_not() {
+        let package = |status: &str| -> PackageDetail {
+            serde_json::from_value(json!({"package_number": "P1", "fulfillment_status": status})).unwrap()
+        };
+        assert!(reached_by_package(
+            &Step::ArrangeShipment,
+            &package("LOGISTICS_REQUEST_CREATED")
+        ));
+        assert!(reached_by_package(
+            &Step::ArrangeShipment,
+            &package("LOGISTICS_PICKUP_DONE")
+        ));
+        assert!(!reached_by_package(
+            &Step::ArrangeShipment,
+            &package("LOGISTICS_READY")
+        ));
+        assert!(!reached_by_package(
+            &Step::ArrangeShipment,
+            &package("SOMETHING_NEW")
+        ));
+        let pickup = Step::PickupDone {
+            tracking_number: None,
+            tracking_url: None,
+        };
+        assert!(!reached_by_package(
+            &pickup,
+            &package("LOGISTICS_REQUEST_CREATED")
+        ));
+        assert!(reached_by_package(&pickup, &package("LOGISTICS_DELIVERY_DONE")));
+        assert!(!reached_by_package(
+            &Step::CancelOrder { reason: None },
+            &package("LOGISTICS_REQUEST_CANCELED")
+        ));
+    }
+
+    #[test]
     fn cancel_reasons_map_to_shopee() {
         assert_eq!(cancel_reason(None), CancelReason::CustomerRequest);
         assert_eq!(
             cancel_reason(Some(FailedReason::NoDeliveryLocationConsensus)),
-            CancelReason::UndeliverableArea
+            CancelReason::CustomerRequest,
+            "UNDELIVERABLE_AREA is not offered in Brazil"
         );
         assert_eq!(
             cancel_reason(Some(FailedReason::BuyerUnreachable)),

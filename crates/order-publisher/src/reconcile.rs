@@ -8,7 +8,7 @@ use chrono::Utc;
 use domain::{OrderSn, ShopId};
 use push_inbox::{Inbox, Push, Source};
 use shopee_client::ShopeeClient;
-use shopee_client::api::order::{GetOrderListRequest, OrderStatus, TimeRangeField};
+use shopee_client::api::order::{GetOrderListRequest, OrderListField, OrderStatus, TimeRangeField};
 use sqlx::PgPool;
 
 /// Advisory lock key: "reconcile" in ASCII.
@@ -91,7 +91,7 @@ impl Reconciler {
             let page = self.shopee.get_lost_push_message().await?;
             for msg in &page.push_message_list {
                 let code = i32::try_from(msg.code).unwrap_or(i32::MAX);
-                match Push::from_lost(msg.shop_id, code, &msg.data, Some(msg.timestamp)) {
+                match Push::from_lost(msg.shop_id, code, &msg.push_data(), Some(msg.timestamp)) {
                     Ok(push) => {
                         self.inbox.insert(&push, Source::LostPush, None).await?;
                         stored += 1;
@@ -133,6 +133,8 @@ impl Reconciler {
                 page_size: 100,
                 cursor: page_cursor.clone(),
                 order_status: None,
+                // Without it Shopee answers order numbers only, and no order could be compared or enqueued.
+                response_optional_fields: vec![OrderListField::OrderStatus],
             };
             let page = self.shopee.get_order_list(shop, &req).await?;
             for entry in &page.order_list {
@@ -185,7 +187,7 @@ impl Reconciler {
         if already {
             return Ok(false);
         }
-        let data = serde_json::json!({"ordersn": sn.as_str(), "status": status_text}).to_string();
+        let data = serde_json::json!({"ordersn": sn.as_str(), "status": status_text});
         let push = Push::from_lost(Some(shop.get()), 3, &data, None)?;
         Ok(self.inbox.insert(&push, Source::OrderList, None).await? == push_inbox::Stored::New)
     }

@@ -59,15 +59,11 @@ pub fn new_order(
             unmapped.push((item.item_id, model));
             continue;
         };
-        let original = money("model_original_price", item.model_original_price.as_ref())?;
-        let discounted = money("model_discounted_price", item.model_discounted_price.as_ref())?;
-        // What the buyer pays per unit: the discounted price when Shopee gives one.
-        let unit_price = discounted
-            .filter(|m| *m > Money::ZERO)
-            .or(original)
-            .ok_or_else(|| {
-                TransformError::Invalid(format!("item {} model {model} has no price", item.item_id))
-            })?;
+        // What the buyer pays per unit: the discounted price when Shopee gives one (not for a bundle deal's
+        // items, whose discount lands in `totals.discount`).
+        let unit_price = money("model_discounted_price", item.paid_unit_price())?.ok_or_else(|| {
+            TransformError::Invalid(format!("item {} model {model} has no price", item.item_id))
+        })?;
         if item.model_quantity_purchased == 0 {
             return Err(TransformError::Invalid(format!(
                 "item {} model {model} has quantity 0",
@@ -136,11 +132,8 @@ pub fn new_order(
             method: detail.payment_method.as_deref().and_then(non_empty),
             paid_at: time(detail.pay_time),
         },
-        notes: detail
-            .message_to_seller
-            .as_deref()
-            .and_then(non_empty)
-            .or_else(|| detail.note.as_deref().and_then(non_empty)),
+        // The buyer's message only: Shopee's `note` is the seller's private note.
+        notes: detail.message_to_seller.as_deref().and_then(non_empty),
         created_at: time(Some(detail.create_time)).unwrap_or_else(Utc::now),
         promised_at: time(detail.edt_to).or_else(|| time(detail.ship_by_date)),
         shipping_channel_id: detail.package_list.iter().find_map(|p| p.logistics_channel_id),
@@ -240,6 +233,38 @@ mod tests {
             err.to_string(),
             "unmapped lines: item 100001 model 0, item 100002 model 5001"
         );
+    }
+
+    /// Shopee sends `model_discounted_price: 0` for a bundle deal's items: the line is priced at the original price
+    /// and the bundle's discount shows in `totals.discount` (items + shipping - total).
+    #[test]
+    fn a_bundle_deal_item_is_priced_at_its_original_price() {
+        let json = MULTI_LINE
+            .replace(
+                r#""model_original_price": 15.0, "model_discounted_price": 10.9,
+         "promotion_type": "product_promotion""#,
+                r#""model_original_price": 15.0, "model_discounted_price": 0,
+         "promotion_type": "bundle_deal""#,
+            )
+            .replace(r#""total_amount": 33.7"#, r#""total_amount": 35.0"#);
+        let order = new_order(&detail(&json), shop(), hub(), &skus).expect("order");
+        assert_eq!(order.lines[1].unit_price.to_string(), "15.00");
+        assert_eq!(order.totals.items.to_string(), "40.80");
+        assert_eq!(order.totals.discount.to_string(), "10.70");
+        assert_eq!(order.totals.total.to_string(), "35.00");
+    }
+
+    /// `note` is the seller's private note: it never reaches ORDR as the buyer's notes.
+    #[test]
+    fn the_sellers_private_note_is_not_the_buyers_message() {
+        let json = MULTI_LINE.replace(
+            r#""message_to_seller": "Deixar na portaria","#,
+            r#""message_to_seller": "", "note": "cliente chato, conferir troco","#,
+        );
+        let order = new_order(&detail(&json), shop(), hub(), &skus).expect("order");
+        assert_eq!(order.notes, None);
+        let order = new_order(&detail(MULTI_LINE), shop(), hub(), &skus).expect("order");
+        assert_eq!(order.notes.as_deref(), Some("Deixar na portaria"));
     }
 
     #[test]

@@ -51,14 +51,20 @@ impl Push {
         Self::from_value(payload, raw)
     }
 
-    /// A push recovered through `get_lost_push_message`, whose `data` arrives as a JSON string.
+    /// A push recovered through `get_lost_push_message` (or rebuilt by the order-list scan): `data` is what a live
+    /// push carries under `data`.
     pub fn from_lost(
         shop_id: Option<u64>,
         code: i32,
-        data: &str,
+        data: &Value,
         timestamp: Option<i64>,
     ) -> Result<Self, PushError> {
-        let data: Value = serde_json::from_str(data).map_err(|e| PushError::NotJson(e.to_string()))?;
+        if let Value::String(text) = data {
+            return Err(PushError::NotJson(format!(
+                "data is text, not JSON: {} bytes",
+                text.len()
+            )));
+        }
         let payload =
             serde_json::json!({"shop_id": shop_id, "code": code, "timestamp": timestamp, "data": data});
         let raw = serde_json::to_vec(&payload).map_err(|e| PushError::NotJson(e.to_string()))?;
@@ -209,15 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn lost_pushes_parse_their_string_data() {
-        let p = Push::from_lost(
-            Some(7),
-            3,
-            r#"{"ordersn":"ABC123","status":"READY_TO_SHIP","update_time":5}"#,
-            Some(9),
-        )
-        .unwrap();
+    fn lost_pushes_parse_their_data() {
+        let data = serde_json::json!({"ordersn":"ABC123","status":"READY_TO_SHIP","update_time":5});
+        let p = Push::from_lost(Some(7), 3, &data, Some(9)).unwrap();
         assert_eq!(p.dedup_key, "3:7:ABC123:READY_TO_SHIP:5");
+        let text = Value::String(data.to_string());
+        assert!(Push::from_lost(Some(7), 3, &text, Some(9)).is_err());
     }
 
     proptest! {

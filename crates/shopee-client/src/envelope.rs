@@ -84,6 +84,8 @@ pub struct BuiltRequest {
 pub struct MultipartBody {
     boundary: String,
     bytes: Vec<u8>,
+    /// (part name, carries a file), in order.
+    parts: Vec<(String, bool)>,
 }
 
 impl std::fmt::Debug for MultipartBody {
@@ -118,7 +120,11 @@ impl MultipartBody {
         );
         bytes.extend_from_slice(data);
         bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        Self { boundary, bytes }
+        Self {
+            boundary,
+            bytes,
+            parts: vec![(clean(field), true)],
+        }
     }
 
     /// The `Content-Type` header value, with the boundary.
@@ -128,6 +134,11 @@ impl MultipartBody {
 
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The parts' names, each with whether it carries a file.
+    pub fn parts(&self) -> &[(String, bool)] {
+        &self.parts
     }
 }
 
@@ -184,15 +195,24 @@ pub fn build_request(
     }
 }
 
-/// A GET request's params as query pairs: scalars as text, lists comma-separated (as Shopee documents for
-/// `order_sn_list` and `item_id_list`), nulls left out, objects as JSON text.
+/// A GET request's params as query pairs: scalars as text, arrays as one pair per element (a repeated key, as
+/// Shopee's array parameters such as `item_status` / `item_id_list` are sent), nulls left out, objects as JSON text.
+/// A list Shopee documents as one comma-separated `string` is serialized as such by its request type
+/// (`api::comma_list`).
 pub fn query_pairs(params: &Value) -> Vec<(String, String)> {
     let Value::Object(map) = params else {
         return Vec::new();
     };
-    map.iter()
-        .filter_map(|(k, v)| scalar_text(v).map(|t| (k.clone(), t)))
-        .collect()
+    let mut pairs = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        match v {
+            Value::Array(items) => {
+                pairs.extend(items.iter().filter_map(scalar_text).map(|t| (k.clone(), t)));
+            }
+            other => pairs.extend(scalar_text(other).map(|t| (k.clone(), t))),
+        }
+    }
+    pairs
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -201,8 +221,7 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
-        Value::Array(items) => Some(items.iter().filter_map(scalar_text).collect::<Vec<_>>().join(",")),
-        Value::Object(_) => Some(v.to_string()),
+        Value::Array(_) | Value::Object(_) => Some(v.to_string()),
     }
 }
 
@@ -324,7 +343,7 @@ mod tests {
 
     #[test]
     fn get_puts_everything_in_the_query() {
-        let params = json!({"order_sn_list": ["A1", "B2"], "response_optional_fields": ["item_list", "total_amount"], "cursor": "", "nothing": null});
+        let params = json!({"order_sn_list": "A1,B2", "item_status": ["NORMAL", "UNLIST"], "cursor": "", "nothing": null});
         let r = build_request(
             "http://h/",
             2001887,
@@ -336,13 +355,19 @@ mod tests {
         );
         assert_eq!(r.url, "http://h/api/v2/order/get_order_detail");
         assert!(r.body.is_none());
+        let statuses: Vec<&str> = r
+            .query
+            .iter()
+            .filter(|(k, _)| k == "item_status")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(statuses, ["NORMAL", "UNLIST"], "an array is a repeated key");
         let q: std::collections::HashMap<_, _> = r.query.iter().cloned().collect();
         assert_eq!(q["partner_id"], "2001887");
         assert_eq!(q["timestamp"], "1655714431");
         assert_eq!(q["shop_id"], "14701711");
         assert_eq!(q["access_token"], "59777174636562737266615546704c6d");
         assert_eq!(q["order_sn_list"], "A1,B2");
-        assert_eq!(q["response_optional_fields"], "item_list,total_amount");
         assert_eq!(q["cursor"], "");
         assert!(!q.contains_key("nothing"));
         let expected = sign::sign_shop(

@@ -220,6 +220,15 @@ impl Api {
             };
             *seen.entry(field.name.as_str()).or_default() += 1;
             let kind = field.kind();
+            if kind.array && value.contains(',') {
+                out.push(violation(
+                    &at,
+                    &format!(
+                        "{value:?} joins values with commas; an array ({}) is sent as repeated keys",
+                        field.ty
+                    ),
+                ));
+            }
             if let Some(problem) = text_misfit(kind.scalar, value) {
                 out.push(violation(&at, &format!("{problem} (documented as {})", field.ty)));
             }
@@ -426,6 +435,9 @@ fn check_scalar(
         (Scalar::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
         (Scalar::Float, Value::Number(_)) => true,
         (Scalar::Boolean, Value::Bool(_)) => true,
+        // `object[]` with no documented fields is how the documentation marks an array of unspecified elements
+        // (e.g. `update_item` `image.image_id_list`, whose elements are image id strings): anything fits.
+        (Scalar::Object, _) if field.fields.is_empty() => true,
         (Scalar::Object, Value::Object(map)) => {
             if !field.fields.is_empty() {
                 check_object(&field.fields, map, at, dir, out);
@@ -467,7 +479,10 @@ fn synthesize_object(fields: &[Field]) -> Value {
 fn synthesize_field(f: &Field) -> Value {
     let kind = f.kind();
     let one = match kind.scalar {
-        Scalar::String | Scalar::Unknown | Scalar::File => Value::String(format!("{}-1", f.name)),
+        // Upper-case letters and digits: a value any identifier (order_sn, package_number) accepts.
+        Scalar::String | Scalar::Unknown | Scalar::File => {
+            Value::String(format!("{}1", f.name.replace('_', "").to_ascii_uppercase()))
+        }
         Scalar::Integer => Value::from(1_u64),
         Scalar::Float => Value::from(1.5_f64),
         Scalar::Boolean => Value::Bool(true),
@@ -514,11 +529,11 @@ mod tests {
             ("item_status", "NORMAL,UNLIST"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        // A comma list of strings still reads as strings: the client's encoding test catches that one.
-        assert_eq!(list.check_query(&comma), vec![]);
+        assert_eq!(list.check_query(&comma).len(), 1);
         let base = api("/api/v2/product/get_item_base_info");
         let joined = [("item_id_list", "1,2")].map(|(k, v)| (k.to_owned(), v.to_owned()));
-        assert_eq!(base.check_query(&joined).len(), 1);
+        // Joined with commas, and not an int64 either.
+        assert_eq!(base.check_query(&joined).len(), 2);
     }
 
     #[test]

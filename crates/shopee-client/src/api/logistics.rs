@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Extra;
 use crate::client::ShopeeClient;
 use crate::envelope::Endpoint;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub const GET_SHIPPING_PARAMETER: Endpoint = Endpoint::get("/api/v2/logistics/get_shipping_parameter");
 /// Not idempotent: a second ship_order fails once the first went through.
@@ -47,8 +47,8 @@ pub struct GetShippingParameterResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Pickup {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address_id: Option<u64>,
+    /// Required whenever `pickup` is sent.
+    pub address_id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_time_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,10 +111,9 @@ pub enum FailedReason {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// Per order: Shopee takes no `package_number` here.
 pub struct UpdateTrackingStatusRequest {
     pub order_sn: OrderSn,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package_number: Option<String>,
     pub logistics_status: LogisticsStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_number: Option<String>,
@@ -124,6 +123,17 @@ pub struct UpdateTrackingStatusRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_reason: Option<FailedReason>,
 }
+
+/// `update_result`: `succeed` or `failed`. A `failed` comes inside a successful envelope.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateTrackingStatusResponse {
+    #[serde(default)]
+    pub update_result: Option<String>,
+}
+
+/// The code [`ShopeeClient::update_tracking_status`] gives an update Shopee answered with `update_result: failed`
+/// (Shopee sends no code of its own for it).
+pub const UPDATE_RESULT_FAILED: &str = "update_result_failed";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetTrackingNumberRequest {
@@ -162,14 +172,28 @@ impl ShopeeClient {
         Ok(())
     }
 
-    /// `POST /api/v2/logistics/update_tracking_status`.
+    /// `POST /api/v2/logistics/update_tracking_status`. Shopee may answer success with `update_result: failed`:
+    /// that is returned as a permanent error with the code [`UPDATE_RESULT_FAILED`], never as applied.
     pub async fn update_tracking_status(
         &self,
         shop_id: ShopId,
         req: &UpdateTrackingStatusRequest,
     ) -> Result<()> {
-        let _: serde_json::Value = self.shop_call(shop_id, &UPDATE_TRACKING_STATUS, req).await?;
-        Ok(())
+        let resp: UpdateTrackingStatusResponse =
+            self.shop_call(shop_id, &UPDATE_TRACKING_STATUS, req).await?;
+        match resp.update_result.as_deref() {
+            Some(r) if r.eq_ignore_ascii_case("failed") => Err(Error::Permanent {
+                api: UPDATE_TRACKING_STATUS.path,
+                code: UPDATE_RESULT_FAILED.to_owned(),
+                message: format!(
+                    "Shopee did not apply {:?} to the order (update_result: {r})",
+                    req.logistics_status
+                ),
+                request_id: String::new(),
+                http_status: None,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// `GET /api/v2/logistics/get_tracking_number`.

@@ -46,6 +46,13 @@ impl std::fmt::Debug for UploadImageRequest {
     }
 }
 
+impl UploadImageRequest {
+    /// The body sent: the file in the part `image`.
+    pub fn form(&self) -> MultipartBody {
+        MultipartBody::file(IMAGE_FIELD, &self.file_name, &self.content_type, &self.data)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageUrl {
     #[serde(default)]
@@ -89,7 +96,7 @@ impl ShopeeClient {
                 ),
             });
         }
-        let form = MultipartBody::file(IMAGE_FIELD, &req.file_name, &req.content_type, &req.data);
+        let form = req.form();
         let resp: UploadImageResponse = self.public_multipart_call(&UPLOAD_IMAGE, &form).await?;
         if resp.image_info.image_id.is_empty() {
             return Err(Error::Decode {

@@ -1,4 +1,4 @@
-//! Orders: list by time window with a cursor, details in batches of at most 50, cancel.
+//! Orders: list by time window with a cursor, details in batches of at most 50, package details, cancel.
 
 use domain::{ItemId, ModelId, OrderSn, ShopId};
 use serde::{Deserialize, Serialize};
@@ -11,11 +11,16 @@ use crate::error::{Error, Result};
 
 pub const GET_ORDER_LIST: Endpoint = Endpoint::get("/api/v2/order/get_order_list");
 pub const GET_ORDER_DETAIL: Endpoint = Endpoint::get("/api/v2/order/get_order_detail");
+/// A package's own fulfilment state: for channel 90026 the order stays `READY_TO_SHIP` after `ship_order`, and only
+/// the package shows that the shipment was arranged.
+pub const GET_PACKAGE_DETAIL: Endpoint = Endpoint::get("/api/v2/order/get_package_detail");
 /// Not idempotent: a repeated cancel fails once the first one went through.
 pub const CANCEL_ORDER: Endpoint = Endpoint::post("/api/v2/order/cancel_order").not_idempotent();
 
 /// `get_order_detail` takes at most this many order numbers per call.
 pub const ORDER_DETAIL_BATCH: usize = 50;
+/// `get_package_detail` takes at most this many package numbers per call.
+pub const PACKAGE_DETAIL_BATCH: usize = 50;
 /// `get_order_list`'s window is at most 15 days.
 pub const ORDER_LIST_MAX_WINDOW_SECS: i64 = 15 * 24 * 3600;
 
@@ -41,6 +46,8 @@ pub enum OrderStatus {
     Completed,
     /// Brazil: waiting for the NF-e.
     InvoicePending,
+    /// Sent only with `request_order_status_pending=true` (Shopee's migration flag); never requested here.
+    Pending,
     #[serde(other)]
     Unknown,
 }
@@ -57,6 +64,16 @@ pub struct GetOrderListRequest {
     pub cursor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_status: Option<OrderStatus>,
+    /// Without `order_status` here Shopee answers each order's `order_sn` only.
+    #[serde(default, with = "super::comma_list", skip_serializing_if = "Vec::is_empty")]
+    pub response_optional_fields: Vec<OrderListField>,
+}
+
+/// `get_order_list`'s only optional answer field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderListField {
+    OrderStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,7 +128,6 @@ impl OptionalField {
         OptionalField::ActualShippingFee,
         OptionalField::PaymentMethod,
         OptionalField::ShippingCarrier,
-        OptionalField::Note,
         OptionalField::PayTime,
         OptionalField::PackageList,
         OptionalField::BuyerCpfId,
@@ -120,11 +136,13 @@ impl OptionalField {
     ];
 }
 
+/// Both lists are one comma-separated string each, as Shopee documents them (`string`, not an array).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetOrderDetailRequest {
-    /// 1..=50 (serialized comma-separated).
+    /// 1..=50.
+    #[serde(with = "super::comma_list")]
     pub order_sn_list: Vec<OrderSn>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, with = "super::comma_list", skip_serializing_if = "Vec::is_empty")]
     pub response_optional_fields: Vec<OptionalField>,
 }
 
@@ -188,6 +206,8 @@ pub struct OrderItem {
     /// Money as Shopee sent it; convert with `Money::from_shopee_number`.
     #[serde(default)]
     pub model_original_price: Option<Number>,
+    /// 0 for an item of a bundle deal: Shopee does not break a bundle's discount down per item (use
+    /// [`OrderItem::paid_unit_price`]).
     #[serde(default)]
     pub model_discounted_price: Option<Number>,
     #[serde(default)]
@@ -200,6 +220,18 @@ pub struct OrderItem {
     pub wholesale: Option<bool>,
     #[serde(default)]
     pub weight: Option<Number>,
+}
+
+impl OrderItem {
+    /// What the buyer pays per unit as Shopee states it: the discounted price, or the original price when Shopee
+    /// sends no discounted price or 0 (bundle-deal items, whose discount is not broken down per item).
+    pub fn paid_unit_price(&self) -> Option<&Number> {
+        let is_zero = |n: &Number| n.as_f64() == Some(0.0);
+        match &self.model_discounted_price {
+            Some(d) if !is_zero(d) => Some(d),
+            _ => self.model_original_price.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,8 +290,10 @@ pub struct OrderDetail {
     pub payment_method: Option<String>,
     #[serde(default)]
     pub shipping_carrier: Option<String>,
+    /// The seller's own private note on the order (never the buyer's words).
     #[serde(default)]
     pub note: Option<String>,
+    /// The buyer's message to the seller (sent by default).
     #[serde(default)]
     pub message_to_seller: Option<String>,
     #[serde(default)]
@@ -287,18 +321,108 @@ impl std::fmt::Debug for OrderDetail {
     }
 }
 
+/// A package's fulfilment state (`PackageFulfillmentStatus` in Shopee's data definitions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FulfillmentStatus {
+    LogisticsNotStart,
+    LogisticsPendingArrange,
+    LogisticsReady,
+    LogisticsRequestCreated,
+    LogisticsPickupDone,
+    LogisticsPickupRetry,
+    LogisticsPickupFailed,
+    LogisticsDeliveryDone,
+    LogisticsDeliveryFailed,
+    LogisticsRequestCanceled,
+    LogisticsCodRejected,
+    LogisticsInvalid,
+    LogisticsLost,
+    #[serde(other)]
+    Unknown,
+}
+
+impl FulfillmentStatus {
+    /// The shipment was arranged (`ship_order` went through), whatever happened since.
+    pub fn shipment_arranged(self) -> bool {
+        use FulfillmentStatus as F;
+        matches!(
+            self,
+            F::LogisticsRequestCreated
+                | F::LogisticsPickupDone
+                | F::LogisticsPickupRetry
+                | F::LogisticsPickupFailed
+                | F::LogisticsDeliveryDone
+                | F::LogisticsDeliveryFailed
+                | F::LogisticsLost
+        )
+    }
+
+    /// The package left the hub with the courier.
+    pub fn picked_up(self) -> bool {
+        use FulfillmentStatus as F;
+        matches!(
+            self,
+            F::LogisticsPickupDone | F::LogisticsDeliveryDone | F::LogisticsDeliveryFailed | F::LogisticsLost
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetPackageDetailRequest {
+    /// 1..=50, one comma-separated string as Shopee documents it.
+    #[serde(with = "super::comma_list")]
+    pub package_number_list: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageDetail {
+    #[serde(default)]
+    pub order_sn: Option<OrderSn>,
+    pub package_number: String,
+    #[serde(default)]
+    pub fulfillment_status: Option<FulfillmentStatus>,
+    #[serde(default)]
+    pub logistics_channel_id: Option<u64>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub is_shipment_arranged: Option<bool>,
+    #[serde(default)]
+    pub pickup_done_time: Option<i64>,
+    #[serde(default)]
+    pub update_time: Option<i64>,
+}
+
+impl PackageDetail {
+    /// Shopee's flag when it sends one, else the fulfilment status.
+    pub fn shipment_arranged(&self) -> bool {
+        self.is_shipment_arranged.unwrap_or(false)
+            || self
+                .fulfillment_status
+                .is_some_and(FulfillmentStatus::shipment_arranged)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetPackageDetailResponse {
+    #[serde(default)]
+    pub package_list: Vec<PackageDetail>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GetOrderDetailResponse {
     #[serde(default)]
     pub order_list: Vec<OrderDetail>,
 }
 
+/// Shopee's `cancel_reason` values. `UNDELIVERABLE_AREA` exists too, but only for Taiwan and Malaysia, so it is not
+/// offered here (a Brazilian shop's cancel with it is refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CancelReason {
     OutOfStock,
     CustomerRequest,
-    UndeliverableArea,
     CodNotSupported,
 }
 
@@ -362,6 +486,24 @@ impl ShopeeClient {
             };
             let resp: GetOrderDetailResponse = self.shop_call(shop_id, &GET_ORDER_DETAIL, &req).await?;
             out.extend(resp.order_list);
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/v2/order/get_package_detail` for any number of packages, in calls of at most 50. An empty list
+    /// makes no call.
+    pub async fn get_package_detail(
+        &self,
+        shop_id: ShopId,
+        package_numbers: &[String],
+    ) -> Result<Vec<PackageDetail>> {
+        let mut out = Vec::with_capacity(package_numbers.len());
+        for chunk in package_numbers.chunks(PACKAGE_DETAIL_BATCH) {
+            let req = GetPackageDetailRequest {
+                package_number_list: chunk.to_vec(),
+            };
+            let resp: GetPackageDetailResponse = self.shop_call(shop_id, &GET_PACKAGE_DETAIL, &req).await?;
+            out.extend(resp.package_list);
         }
         Ok(out)
     }

@@ -4,9 +4,8 @@
 //! failures in `failure_list`: check [`UpdatePriceResponse::failure_list`] / [`UpdateStockResponse::failure_list`]
 //! even when the call succeeds.
 //!
-//! Instant Mart (unconfirmed shapes: Shopee's guide 643 describes the calls, not every field): price and stock are
-//! set per outlet shop; `batch_update_outlet_*` take up to 100 items and answer a `task_id` to poll with
-//! `get_batch_task_result`.
+//! Instant Mart: price and stock are set per outlet shop; `batch_update_outlet_*` take up to 100 items (each naming
+//! its `outlet_shop_id`) and answer a `task_id` to poll with `get_batch_task_result` (with the task's type).
 
 use domain::{ItemId, ModelId, ShopId};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -24,7 +23,7 @@ pub const UPDATE_PRICE: Endpoint = Endpoint::post("/api/v2/product/update_price"
 pub const UPDATE_STOCK: Endpoint = Endpoint::post("/api/v2/product/update_stock");
 pub const UPDATE_ITEM: Endpoint = Endpoint::post("/api/v2/product/update_item");
 pub const GET_MART_ITEM_BY_OUTLET_ITEM_ID: Endpoint =
-    Endpoint::get("/api/v2/product/get_mart_item_by_outlet_item_id");
+    Endpoint::post("/api/v2/product/get_mart_item_by_outlet_item_id");
 /// Absolute values, but each call starts a new task: a blind retry makes a second task with the same values.
 pub const BATCH_UPDATE_OUTLET_PRICE: Endpoint = Endpoint::post("/api/v2/product/batch_update_outlet_price");
 pub const BATCH_UPDATE_OUTLET_STOCK: Endpoint = Endpoint::post("/api/v2/product/batch_update_outlet_stock");
@@ -52,7 +51,7 @@ pub struct GetItemListRequest {
     pub offset: u32,
     /// 1..=100.
     pub page_size: u32,
-    /// Serialized comma-separated.
+    /// At least one; sent as a repeated query key (`item_status=NORMAL&item_status=UNLIST`).
     pub item_status: Vec<ItemStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_time_from: Option<i64>,
@@ -131,8 +130,9 @@ pub struct ItemBaseInfo {
     pub price_info: Vec<PriceInfo>,
     #[serde(default)]
     pub stock_info_v2: Option<StockInfoV2>,
+    /// Kilograms as Shopee writes them in this answer: a string (`"10.02"`), unlike `update_item`'s number.
     #[serde(default)]
-    pub weight: Option<Number>,
+    pub weight: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct ItemBaseInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetItemBaseInfoRequest {
-    /// 1..=50, serialized comma-separated.
+    /// 1..=50, sent as a repeated query key.
     pub item_id_list: Vec<ItemId>,
 }
 
@@ -342,97 +342,92 @@ pub struct UpdateItemResponse {
     pub extra: Extra,
 }
 
+/// Asked by the outlet shop for one of its items.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetMartItemRequest {
     pub outlet_item_id: ItemId,
-    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outlet_shop_id: Option<u64>,
 }
 
-/// Outlet item -> mart item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MartItemLink {
-    #[serde(default)]
-    pub outlet_shop_id: Option<u64>,
-    #[serde(default)]
-    pub outlet_item_id: Option<ItemId>,
-    #[serde(default)]
-    pub mart_shop_id: Option<u64>,
+pub struct ModelMapping {
+    pub mart_model_id: u64,
+    pub outlet_model_id: u64,
+}
+
+/// Outlet item -> mart item (and model -> model).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MartItemMapping {
     pub mart_item_id: ItemId,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutletItemFailure {
     #[serde(default)]
     pub outlet_item_id: Option<ItemId>,
     #[serde(default)]
-    pub failed_reason: String,
+    pub model_mapping: Vec<ModelMapping>,
 }
 
-/// Read both ways Shopee may answer: a list (`item_list` + `failure_list`) or a single top-level `mart_item_id`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GetMartItemResponse {
     #[serde(default)]
-    pub item_list: Vec<MartItemLink>,
-    #[serde(default)]
-    pub failure_list: Vec<OutletItemFailure>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mart_item_id: Option<ItemId>,
-    #[serde(flatten)]
-    pub extra: Extra,
+    pub item_mapping_list: Vec<MartItemMapping>,
 }
 
 impl GetMartItemResponse {
     /// The mart item of the outlet item asked for, if Shopee linked one.
     pub fn mart_item_id(&self) -> Option<ItemId> {
-        self.mart_item_id
-            .or_else(|| self.item_list.first().map(|l| l.mart_item_id))
+        self.item_mapping_list.first().map(|l| l.mart_item_id)
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutletPriceItem {
+    /// The outlet shop the item belongs to (Shopee requires it on every item).
+    pub outlet_shop_id: u64,
     pub item_id: ItemId,
     pub price_list: Vec<PriceEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchUpdateOutletPriceRequest {
-    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outlet_shop_id: Option<u64>,
     /// 1..=100.
     pub item_list: Vec<OutletPriceItem>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutletStockItem {
+    /// The outlet shop the item belongs to (Shopee requires it on every item).
+    pub outlet_shop_id: u64,
     pub item_id: ItemId,
     pub stock_list: Vec<StockEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchUpdateOutletStockRequest {
-    /// When the mart shop calls for one of its outlets; absent = the calling shop is the outlet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outlet_shop_id: Option<u64>,
     /// 1..=100.
     pub item_list: Vec<OutletStockItem>,
 }
 
-/// A batch task id; Shopee may send it as a number or a string.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// A batch task id (`int64`; a numeric string is read too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct TaskId(pub String);
+pub struct TaskId(pub u64);
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 impl<'de> Deserialize<'de> for TaskId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => Ok(TaskId(s)),
-            serde_json::Value::Number(n) => Ok(TaskId(n.to_string())),
+            serde_json::Value::Number(n) => n.as_u64().map(TaskId).ok_or_else(|| {
+                serde::de::Error::custom(format!("task_id must be a positive integer, got {n}"))
+            }),
+            serde_json::Value::String(s) => s
+                .parse()
+                .map(TaskId)
+                .map_err(|_| serde::de::Error::custom(format!("task_id must be an integer, got {s:?}"))),
             other => Err(serde::de::Error::custom(format!(
-                "task_id must be a string or number, got {other}"
+                "task_id must be an integer, got {other}"
             ))),
         }
     }
@@ -443,8 +438,41 @@ pub struct BatchTaskCreated {
     pub task_id: TaskId,
 }
 
+/// What a batch task does (`task_type`: 1 price, 2 stock; Shopee also has 3 publish outlet and 4 add item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BatchTaskType {
+    Price,
+    Stock,
+}
+
+impl BatchTaskType {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Price => 1,
+            Self::Stock => 2,
+        }
+    }
+}
+
+impl Serialize for BatchTaskType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u8(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchTaskType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match u8::deserialize(d)? {
+            1 => Ok(Self::Price),
+            2 => Ok(Self::Stock),
+            n => Err(serde::de::Error::custom(format!("unsupported task_type {n}"))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetBatchTaskResultRequest {
+    pub task_type: BatchTaskType,
     pub task_id: TaskId,
 }
 
@@ -452,42 +480,61 @@ pub struct GetBatchTaskResultRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchFailure {
     #[serde(default)]
+    pub shop_id: Option<u64>,
+    #[serde(default)]
     pub item_id: Option<ItemId>,
     #[serde(default)]
     pub model_id: Option<ModelId>,
     #[serde(default)]
     pub failed_reason: String,
-    #[serde(default)]
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchSuccess {
+    #[serde(default)]
+    pub shop_id: Option<u64>,
     #[serde(default)]
     pub item_id: Option<ItemId>,
     #[serde(default)]
     pub model_id: Option<ModelId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchTaskStatus {
-    Processing,
-    Done,
-    Failed,
-    #[serde(other)]
-    Unknown,
+/// `publish_status`: 1 ongoing, 2 finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishStatus {
+    Ongoing,
+    Finished,
+    /// A value this client does not know: polled again until the task times out.
+    Other(i64),
+}
+
+impl Serialize for PublishStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i64(match self {
+            Self::Ongoing => 1,
+            Self::Finished => 2,
+            Self::Other(n) => *n,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PublishStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(match i64::deserialize(d)? {
+            1 => Self::Ongoing,
+            2 => Self::Finished,
+            n => Self::Other(n),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetBatchTaskResultResponse {
-    pub status: BatchTaskStatus,
+    pub publish_status: PublishStatus,
     #[serde(default)]
     pub success_list: Vec<BatchSuccess>,
     #[serde(default)]
-    pub failure_list: Vec<BatchFailure>,
-    #[serde(flatten)]
-    pub extra: Extra,
+    pub failed_list: Vec<BatchFailure>,
 }
 
 /// A price for Shopee's JSON number from integer centavos, with no floating-point arithmetic: `1290` -> `12.9`.
@@ -581,7 +628,7 @@ impl ShopeeClient {
         self.shop_call(shop_id, &UPDATE_ITEM, req).await
     }
 
-    /// `GET /api/v2/product/get_mart_item_by_outlet_item_id` (as the outlet shop, or as its mart with `outlet_shop_id`).
+    /// `POST /api/v2/product/get_mart_item_by_outlet_item_id`, as the outlet shop.
     pub async fn get_mart_item_by_outlet_item_id(
         &self,
         shop_id: ShopId,
@@ -627,14 +674,13 @@ impl ShopeeClient {
     pub async fn get_batch_task_result(
         &self,
         shop_id: ShopId,
-        task_id: &TaskId,
+        task_type: BatchTaskType,
+        task_id: TaskId,
     ) -> Result<GetBatchTaskResultResponse> {
         self.shop_call(
             shop_id,
             &GET_BATCH_TASK_RESULT,
-            &GetBatchTaskResultRequest {
-                task_id: task_id.clone(),
-            },
+            &GetBatchTaskResultRequest { task_type, task_id },
         )
         .await
     }
@@ -697,6 +743,24 @@ mod tests {
         let a: BatchTaskCreated = serde_json::from_str(r#"{"task_id":123}"#).unwrap();
         let b: BatchTaskCreated = serde_json::from_str(r#"{"task_id":"123"}"#).unwrap();
         assert_eq!(a.task_id, b.task_id);
+        assert!(serde_json::from_str::<BatchTaskCreated>(r#"{"task_id":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn batch_task_result_reads_publish_status_and_failed_list() {
+        let r: GetBatchTaskResultResponse = serde_json::from_str(
+            r#"{"publish_status":2,"success_list":[{"shop_id":1,"item_id":2,"model_id":0}],
+                "failed_list":[{"shop_id":1,"item_id":3,"model_id":0,"failed_reason":"item deleted"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.publish_status, PublishStatus::Finished);
+        assert_eq!(r.failed_list[0].failed_reason, "item deleted");
+        let q = serde_json::to_value(GetBatchTaskResultRequest {
+            task_type: BatchTaskType::Stock,
+            task_id: TaskId(9),
+        })
+        .unwrap();
+        assert_eq!(q, serde_json::json!({"task_type": 2, "task_id": 9}));
     }
 
     proptest! {

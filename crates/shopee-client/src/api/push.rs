@@ -1,6 +1,7 @@
 //! Push recovery: pushes Shopee could not deliver (last 3 days, up to 100 per call).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::client::ShopeeClient;
 use crate::envelope::Endpoint;
@@ -11,7 +12,8 @@ pub const GET_LOST_PUSH_MESSAGE: Endpoint = Endpoint::get("/api/v2/push/get_lost
 pub const CONFIRM_CONSUMED_LOST_PUSH_MESSAGE: Endpoint =
     Endpoint::post("/api/v2/push/confirm_consumed_lost_push_message").public();
 
-/// One lost push. `data` is the push's `data` as a JSON string (parse it like a live push's `data`).
+/// One lost push. Shopee documents `data` as a string (the push's JSON text), but its own sample sends an object
+/// holding the whole push (`{code, data, shop_id, timestamp}`): both are read; use [`LostPushMessage::push_data`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LostPushMessage {
     #[serde(default)]
@@ -19,8 +21,28 @@ pub struct LostPushMessage {
     pub code: u32,
     #[serde(default)]
     pub timestamp: i64,
-    #[serde(default)]
-    pub data: String,
+    #[serde(default, deserialize_with = "text_or_json")]
+    pub data: Value,
+}
+
+impl LostPushMessage {
+    /// The push's own `data` (what a live push carries under `data`), whichever way Shopee wrapped it.
+    pub fn push_data(&self) -> Value {
+        match &self.data {
+            Value::Object(whole) if whole.contains_key("code") && whole.contains_key("data") => {
+                whole.get("data").cloned().unwrap_or(Value::Null)
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// JSON text is parsed; anything else is kept as it came.
+fn text_or_json<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        other => other,
+    })
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,5 +77,29 @@ impl ShopeeClient {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn data_is_read_as_documented_text_and_as_shopees_sample_object() {
+        let text: LostPushMessage = serde_json::from_value(
+            json!({"shop_id": 1, "code": 3, "timestamp": 5, "data": "{\"ordersn\":\"A1\",\"status\":\"READY_TO_SHIP\"}"}),
+        )
+        .unwrap();
+        let object: LostPushMessage = serde_json::from_value(json!({"shop_id": 1, "code": 3, "timestamp": 5,
+            "data": {"code": 3, "shop_id": 1, "timestamp": 5, "data": {"ordersn": "A1", "status": "READY_TO_SHIP"}}}))
+        .unwrap();
+        assert_eq!(
+            text.push_data(),
+            json!({"ordersn": "A1", "status": "READY_TO_SHIP"})
+        );
+        assert_eq!(object.push_data(), text.push_data());
     }
 }

@@ -18,9 +18,9 @@ use shopee_client::api::order::{
     CancelOrderRequest, CancelReason, GetOrderListRequest, OptionalField, OrderStatus, TimeRangeField,
 };
 use shopee_client::api::product::{
-    BatchTaskStatus, BatchUpdateOutletPriceRequest, BatchUpdateOutletStockRequest, GetItemListRequest,
-    GetMartItemRequest, ItemStatus, OutletPriceItem, OutletStockItem, PriceEntry, SellerStock, StockEntry,
-    UpdateItemRequest, UpdatePriceRequest, UpdateStockRequest, price_number,
+    BatchTaskType, BatchUpdateOutletPriceRequest, BatchUpdateOutletStockRequest, GetItemListRequest,
+    GetMartItemRequest, ItemStatus, OutletPriceItem, OutletStockItem, PriceEntry, PublishStatus, SellerStock,
+    StockEntry, UpdateItemRequest, UpdatePriceRequest, UpdateStockRequest, price_number,
 };
 use shopee_sandbox::{MartLink, SeedDiscount, SeedItem, SeedModel, SeedOrder, SeedShop, ShopKind};
 
@@ -60,6 +60,7 @@ async fn orders_list_by_cursor_detail_in_batches_of_50_and_cancel() {
         page_size: 25,
         cursor: String::new(),
         order_status: Some(OrderStatus::ReadyToShip),
+        response_optional_fields: Vec::new(),
     };
     let mut sns = Vec::new();
     loop {
@@ -294,7 +295,6 @@ async fn instant_mart_outlet_mapping_and_batch_updates() {
             outlet,
             &GetMartItemRequest {
                 outlet_item_id: item(300_001),
-                outlet_shop_id: None,
             },
         )
         .await
@@ -305,8 +305,8 @@ async fn instant_mart_outlet_mapping_and_batch_updates() {
         .batch_update_outlet_price(
             outlet,
             &BatchUpdateOutletPriceRequest {
-                outlet_shop_id: None,
                 item_list: vec![OutletPriceItem {
+                    outlet_shop_id: OUTLET,
                     item_id: item(300_001),
                     price_list: vec![PriceEntry {
                         model_id: ModelId::NONE,
@@ -318,23 +318,26 @@ async fn instant_mart_outlet_mapping_and_batch_updates() {
         .await
         .unwrap();
     let result = loop {
-        let r = client.get_batch_task_result(outlet, &task.task_id).await.unwrap();
-        if r.status != BatchTaskStatus::Processing {
+        let r = client
+            .get_batch_task_result(outlet, BatchTaskType::Price, task.task_id)
+            .await
+            .unwrap();
+        if r.publish_status != PublishStatus::Ongoing {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(result.status, BatchTaskStatus::Done);
-    assert!(result.failure_list.is_empty(), "{result:?}");
+    assert_eq!(result.publish_status, PublishStatus::Finished);
+    assert!(result.failed_list.is_empty(), "{result:?}");
     assert_eq!(env.sandbox.price(OUTLET, 300_001, 0), Some(11.0));
 
     let task = client
         .batch_update_outlet_stock(
             outlet,
             &BatchUpdateOutletStockRequest {
-                outlet_shop_id: None,
                 item_list: vec![
                     OutletStockItem {
+                        outlet_shop_id: OUTLET,
                         item_id: item(300_001),
                         stock_list: vec![StockEntry {
                             model_id: ModelId::NONE,
@@ -345,6 +348,7 @@ async fn instant_mart_outlet_mapping_and_batch_updates() {
                         }],
                     },
                     OutletStockItem {
+                        outlet_shop_id: OUTLET,
                         item_id: item(399_999),
                         stock_list: vec![StockEntry {
                             model_id: ModelId::NONE,
@@ -360,10 +364,13 @@ async fn instant_mart_outlet_mapping_and_batch_updates() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let result = client.get_batch_task_result(outlet, &task.task_id).await.unwrap();
-    assert_eq!(result.status, BatchTaskStatus::Done);
-    assert_eq!(result.failure_list.len(), 1, "{result:?}");
-    assert_eq!(result.failure_list[0].item_id, Some(item(399_999)));
+    let result = client
+        .get_batch_task_result(outlet, BatchTaskType::Stock, task.task_id)
+        .await
+        .unwrap();
+    assert_eq!(result.publish_status, PublishStatus::Finished);
+    assert_eq!(result.failed_list.len(), 1, "{result:?}");
+    assert_eq!(result.failed_list[0].item_id, Some(item(399_999)));
     assert_eq!(env.sandbox.stock(OUTLET, 300_001, 0), Some(4));
 }
 
@@ -416,7 +423,6 @@ async fn logistics_ship_track_and_deliver() {
 
     let status = |s| UpdateTrackingStatusRequest {
         order_sn: order_sn.clone(),
-        package_number: None,
         logistics_status: s,
         tracking_number: None,
         tracking_url: Some("https://track.test/BR1234567890".into()),
@@ -607,8 +613,7 @@ async fn lost_pushes_are_listed_and_confirmed() {
     assert!(!lost.push_message_list.is_empty(), "{lost:?}");
     let msg = &lost.push_message_list[0];
     assert_eq!(msg.code, 3);
-    let data: serde_json::Value = serde_json::from_str(&msg.data).unwrap();
-    assert_eq!(data["ordersn"], "2511250LOST1");
+    assert_eq!(msg.push_data()["ordersn"], "2511250LOST1");
 
     client
         .confirm_consumed_lost_push_message(lost.last_message_id.unwrap())

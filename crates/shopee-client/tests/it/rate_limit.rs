@@ -24,6 +24,7 @@ fn list_req() -> GetOrderListRequest {
         page_size: 10,
         cursor: String::new(),
         order_status: None,
+        response_optional_fields: Vec::new(),
     }
 }
 

@@ -21,6 +21,7 @@ fn list_req() -> GetOrderListRequest {
         page_size: 50,
         cursor: String::new(),
         order_status: None,
+        response_optional_fields: Vec::new(),
     }
 }
 

@@ -23,6 +23,7 @@ fn list_req() -> GetOrderListRequest {
         page_size: 20,
         cursor: String::new(),
         order_status: None,
+        response_optional_fields: Vec::new(),
     }
 }
 
