@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod contract;
 mod discounts;
 mod faults;
 mod logistics;

@@ -77,7 +77,7 @@ impl Answer {
     }
 }
 
-async fn answer(r: reqwest::Response) -> Answer {
+pub async fn answer(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
@@ -105,7 +105,7 @@ impl Env {
         ]
     }
 
-    fn public_query(path: &str, ts: i64) -> Vec<(String, String)> {
+    pub fn public_query(path: &str, ts: i64) -> Vec<(String, String)> {
         vec![
             ("partner_id".into(), PARTNER_ID.to_string()),
             ("timestamp".into(), ts.to_string()),
