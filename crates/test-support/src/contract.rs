@@ -73,15 +73,18 @@ pub async fn check(contract: Contract) {
 
     // `migrate` applies the schema to an empty database.
     let empty = TestDb::empty().await;
+    let count_tables = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('shops', 'product_mappings')",
+        )
+        .fetch_one(&empty.pool)
+        .await
+        .expect("count tables")
+    };
+    assert_eq!(count_tables().await, 0, "the database starts without the schema");
     let (code, _, stderr) = run_to_exit(contract.exe, &["migrate"], &[("DATABASE_URL", empty.url.clone())]);
     assert_eq!(code, 0, "{name} migrate failed: {stderr}");
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('shops', 'product_mappings')",
-    )
-    .fetch_one(&empty.pool)
-    .await
-    .expect("count tables");
-    assert_eq!(tables, 2, "{name} migrate did not create the schema");
+    assert_eq!(count_tables().await, 2, "{name} migrate did not create the schema");
 
     // Serve: PostgreSQL reached through a proxy this test can cut.
     let db = TestDb::new().await;

@@ -49,7 +49,7 @@ impl TestDb {
         db
     }
 
-    /// A new database with nothing in it.
+    /// A new database with nothing in it (no schema: `new` applies the migrations once).
     pub async fn empty() -> Self {
         let admin = pg_admin_url();
         let name = format!("sbt_{}", uuid::Uuid::new_v4().simple());
@@ -65,7 +65,6 @@ impl TestDb {
             .connect(&url)
             .await
             .expect("connect");
-        service_runtime::db::MIGRATOR.run(&pool).await.expect("migrate");
         Self { name, url, pool }
     }
 
