@@ -192,13 +192,8 @@ async fn products_read_and_update_with_partial_failures() {
     assert_eq!(resp.success_list.len(), 1);
     assert_eq!(resp.failure_list.len(), 1);
     assert_eq!(resp.failure_list[0].model_id, Some(model(2)));
-    // Shopee's per-model code is kept next to its message.
-    assert_eq!(
-        resp.failure_list[0].code(),
-        Some("error_cannot_update_price_in_promotion"),
-        "{:?}",
-        resp.failure_list[0]
-    );
+    // Shopee documents `failed_reason` only for a refused model.
+    assert_eq!(resp.failure_list[0].code(), None, "{:?}", resp.failure_list[0]);
     assert!(!resp.failure_list[0].message().is_empty());
     assert!(!resp.all_succeeded());
     assert_eq!(env.sandbox.price(SHOP, 100_002, 1), Some(17.5));
@@ -421,19 +416,30 @@ async fn logistics_ship_track_and_deliver() {
         .unwrap();
     assert_eq!(tracking.tracking_number, "BR1234567890");
 
+    // Shopee takes a tracking URL with pickup done only.
     let status = |s| UpdateTrackingStatusRequest {
         order_sn: order_sn.clone(),
         logistics_status: s,
         tracking_number: None,
-        tracking_url: Some("https://track.test/BR1234567890".into()),
+        tracking_url: (s == LogisticsStatus::LogisticsPickupDone)
+            .then(|| "https://track.test/BR1234567890".into()),
         failed_reason: None,
     };
-    // Delivered before pickup is a business error, not retried.
+    // Delivered before pickup: Shopee answers success with `update_result: failed`, which is an error, not retried.
     let early = client
         .update_tracking_status(shop(), &status(LogisticsStatus::LogisticsDeliveryDone))
         .await
         .unwrap_err();
     assert_eq!(early.kind(), ErrorKind::Permanent, "{early}");
+    assert_eq!(
+        early.shopee_code(),
+        Some(shopee_client::api::logistics::UPDATE_RESULT_FAILED)
+    );
+    assert_eq!(
+        env.sandbox.logistics_status(SHOP, "2511250SHIP1").as_deref(),
+        Some("LOGISTICS_REQUEST_CREATED"),
+        "nothing moved"
+    );
     client
         .update_tracking_status(shop(), &status(LogisticsStatus::LogisticsPickupDone))
         .await

@@ -137,8 +137,11 @@ pub(super) fn get_item_base_info(inner: &mut Inner, ctx: &Ctx, args: &Args) -> A
                     "price_info".into(),
                     price_info(inner, ctx.shop_id, id, m, ctx.now),
                 );
-                // Not `stock_info_v2`: the documentation lists it beside `item_list`, not in an item (its sample
-                // has it in the item). Documented fields only: the stock is read with get_model_list.
+                // In the item, as Shopee's sample has it (shopee-contract's ERRATA moves it there).
+                obj.insert(
+                    "stock_info_v2".into(),
+                    stock_info(inner, ctx.shop_id, id, m, ctx.now),
+                );
             }
             list.push(v);
         }

@@ -56,9 +56,9 @@ async fn items_and_models_read_back() {
     assert_eq!(list[0]["item_sku"], "SKU1");
     assert_eq!(list[0]["has_model"], false);
     assert_eq!(list[0]["price_info"][0]["original_price"], 12.9);
-    assert!(
-        list[0].get("stock_info_v2").is_none(),
-        "documented beside item_list only"
+    assert_eq!(
+        list[0]["stock_info_v2"]["seller_stock"][0]["stock"], 37,
+        "in the item, as Shopee's sample has it"
     );
     assert_eq!(list[1]["has_model"], true);
     let ids: Vec<String> = (1..=51).map(|i| i.to_string()).collect();
