@@ -152,6 +152,27 @@ pub async fn finish(
     .map(|_| ())
 }
 
+/// Stores a response for the key (if any) of a campaign whose creation ended without its request: a retry with the
+/// key gets it.
+pub async fn answer_unfinished(
+    pool: &PgPool,
+    campaign_id: i64,
+    status: u16,
+    body: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $2, response_body = $3, locked_until = NULL,
+                completed_at = now()
+         WHERE campaign_id = $1 AND response_status IS NULL",
+    )
+    .bind(campaign_id)
+    .bind(i32::from(status))
+    .bind(body)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
 /// Gives the key up without a response (the request failed transiently before recording anything): a retry
 /// starts afresh at once.
 pub async fn release(pool: &PgPool, scope: &str, key: &str) -> Result<(), sqlx::Error> {

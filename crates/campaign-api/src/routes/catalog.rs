@@ -7,25 +7,44 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::Sku;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::JobStatus;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, JsonBody, PathParam};
+use crate::openapi::{Looking, Queueing};
 
 pub const MAX_SKUS: usize = 10_000;
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/catalog/content-sync` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentSyncRequest {
     /// Absent = every mapped SKU.
     #[serde(default)]
+    #[schema(max_items = 10000)]
     pub skus: Option<Vec<String>>,
 }
 
+/// A content-sync job just queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedContentSync {
+    pub job_id: i64,
+    pub skus: Option<Vec<String>>,
+    pub status: JobStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Queues a content sync (every mapped SKU when `skus` is absent; run by catalog-sync-worker).
+#[utoipa::path(
+    post, path = "/v1/catalog/content-sync", operation_id = "queueContentSync", tag = "catalog",
+    request_body = ContentSyncRequest,
+    responses((status = 202, description = "queued", body = QueuedContentSync), Queueing),
+)]
 pub async fn content_sync(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ContentSyncRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<QueuedContentSync>)> {
     let skus = match &req.skus {
         None => None,
         Some(list) => {
@@ -46,17 +65,21 @@ pub async fn content_sync(
             .bind(skus.as_deref())
             .fetch_one(&state.pool)
             .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"job_id": id, "skus": skus, "status": "queued", "created_at": created_at})),
-    ))
+    let queued = QueuedContentSync {
+        job_id: id,
+        skus,
+        status: JobStatus::Queued,
+        created_at,
+    };
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// A content-sync job's status and counts.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ContentSyncJob {
     pub job_id: i64,
     pub skus: Option<Vec<String>>,
-    pub status: String,
+    pub status: JobStatus,
     pub items_seen: i32,
     pub updated: i32,
     pub unchanged: i32,
@@ -67,6 +90,12 @@ pub struct ContentSyncJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// A content-sync job's status and counts.
+#[utoipa::path(
+    get, path = "/v1/catalog/content-sync/{job_id}", operation_id = "getContentSyncJob", tag = "catalog",
+    params(("job_id" = i64, Path, description = "the job")),
+    responses((status = 200, description = "the job", body = ContentSyncJob), Looking),
+)]
 pub async fn content_sync_status(
     State(state): State<AppState>,
     PathParam(job_id): PathParam<i64>,

@@ -8,16 +8,20 @@ use chrono::{DateTime, Utc};
 use domain::mapping::{MappingSource, ProductMapping};
 use domain::{ItemId, ModelId, ShopId, Sku};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
+use super::JobStatus;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, JsonBody, PathParam, QueryParams};
+use crate::openapi::{Looking, MappingShape, Queueing, Reading, Writing};
 use crate::page::{Page, PageQuery, page};
 
 /// The most mappings one PUT takes.
 pub const MAX_UPSERT: usize = 5000;
 
-#[derive(Debug, Deserialize)]
+/// One mapping to write.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingInput {
     pub sku: String,
@@ -30,17 +34,25 @@ pub struct MappingInput {
     pub outlet_item_id: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A mapping not written: its Shopee model already belongs to another SKU.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Conflict {
+    #[schema(value_type = String)]
     pub sku: Sku,
+    #[schema(value_type = u64)]
     pub shop_id: ShopId,
+    #[schema(value_type = u64)]
     pub item_id: ItemId,
+    #[schema(value_type = u64)]
     pub model_id: ModelId,
     /// The SKU this Shopee model already belongs to.
+    #[schema(value_type = String)]
     pub mapped_to_sku: Sku,
 }
 
-#[derive(Debug, Serialize)]
+/// What a bulk upsert changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UpsertReport)]
 pub struct UpsertResponse {
     pub inserted: usize,
     pub updated: usize,
@@ -48,7 +60,15 @@ pub struct UpsertResponse {
     pub conflicts: Vec<Conflict>,
 }
 
-/// `PUT /v1/mappings`: bulk upsert. A model that already belongs to another SKU is reported, never moved.
+/// Bulk upsert of product mappings. A model that already belongs to another SKU is reported, never moved.
+#[utoipa::path(
+    put, path = "/v1/mappings", operation_id = "upsertMappings", tag = "mappings",
+    request_body(content = Vec<MappingInput>, description = "1 to 5000 mappings"),
+    responses(
+        (status = 200, description = "what changed; conflicts are models already mapped to another SKU", body = UpsertResponse),
+        Writing,
+    ),
+)]
 pub async fn upsert(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<Vec<MappingInput>>,
@@ -118,27 +138,26 @@ pub async fn upsert(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /v1/mappings` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this SKU.
     pub sku: Option<String>,
+    /// Only this shop.
     pub shop_id: Option<u64>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
-impl ListQuery {
-    fn page(&self) -> PageQuery {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-    }
-}
-
-/// `GET /v1/mappings?sku=&shop_id=&limit=&cursor=`.
+/// Reads mappings.
+#[utoipa::path(
+    get, path = "/v1/mappings", operation_id = "listMappings", tag = "mappings",
+    params(PageQuery, ListQuery),
+    responses((status = 200, description = "a page of mappings", body = Page<MappingShape>), Reading),
+)]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
+    QueryParams(p): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Page<ProductMapping>>> {
     let sku = q
         .sku
@@ -152,24 +171,42 @@ pub async fn list(
         .map(ShopId::new)
         .transpose()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let limit = q.page().limit()?;
-    let offset = q.page().cursor_number()?;
+    let limit = p.limit()?;
+    let offset = p.cursor_number()?;
     let rows = state.mappings.list(sku.as_ref(), shop, limit + 1, offset).await?;
     let next = offset + limit;
     Ok(Json(page(rows, limit, |_| next.to_string())))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/mappings/discover` body.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverRequest {
+    /// A known (authorized) shop.
     pub shop_id: u64,
 }
 
-/// `POST /v1/mappings/discover {shop_id}`: queues a discovery job (run by catalog-sync-worker).
+/// A discovery job just queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedDiscovery {
+    pub job_id: i64,
+    #[schema(value_type = u64)]
+    pub shop_id: ShopId,
+    /// queued
+    pub status: JobStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Queues a mapping discovery for a shop (item_sku / model_sku matched to SKUs; run by catalog-sync-worker).
+#[utoipa::path(
+    post, path = "/v1/mappings/discover", operation_id = "discoverMappings", tag = "mappings",
+    request_body = DiscoverRequest,
+    responses((status = 202, description = "queued", body = QueuedDiscovery), Queueing),
+)]
 pub async fn discover(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<DiscoverRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<QueuedDiscovery>)> {
     let shop = ShopId::new(req.shop_id).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM shops WHERE shop_id = $1)")
         .bind(shop.as_i64())
@@ -185,17 +222,21 @@ pub async fn discover(
             .bind(shop.as_i64())
             .fetch_one(&state.pool)
             .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"job_id": id, "shop_id": shop, "status": "queued", "created_at": created_at})),
-    ))
+    let queued = QueuedDiscovery {
+        job_id: id,
+        shop_id: shop,
+        status: JobStatus::Queued,
+        created_at,
+    };
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// A discovery job's status and counts.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct DiscoveryJob {
     pub job_id: i64,
     pub shop_id: i64,
-    pub status: String,
+    pub status: JobStatus,
     pub items_scanned: i32,
     pub matched: i32,
     pub unmatched: i32,
@@ -206,7 +247,12 @@ pub struct DiscoveryJob {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /v1/mappings/discover/{job_id}`.
+/// A discovery job's status and counts.
+#[utoipa::path(
+    get, path = "/v1/mappings/discover/{job_id}", operation_id = "getDiscoveryJob", tag = "mappings",
+    params(("job_id" = i64, Path, description = "the job")),
+    responses((status = 200, description = "the job", body = DiscoveryJob), Looking),
+)]
 pub async fn discover_status(
     State(state): State<AppState>,
     PathParam(job_id): PathParam<i64>,

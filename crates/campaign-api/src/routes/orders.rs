@@ -5,11 +5,15 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use domain::OrderSn;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, PathParam};
+use crate::openapi::Looking;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// An order's state in this service.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
     pub shop_id: i64,
     pub order_sn: String,
@@ -30,6 +34,12 @@ pub struct OrderView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An order's state in this service (no buyer data).
+#[utoipa::path(
+    get, path = "/v1/orders/{order_sn}", operation_id = "getOrder", tag = "orders",
+    params(("order_sn" = String, Path, description = "Shopee's order number")),
+    responses((status = 200, description = "the order", body = OrderView), Looking),
+)]
 pub async fn detail(
     State(state): State<AppState>,
     PathParam(sn): PathParam<String>,

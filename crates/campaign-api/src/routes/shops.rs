@@ -12,23 +12,37 @@ use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use domain::ShopId;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
 use shopee_client::token::ShopAuthorization;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, JsonBody, PathParam, QueryParams};
+use crate::openapi::{Authenticated, Looking, Reading, Setting};
 use crate::page::{Page, PageQuery, page};
 
-#[derive(Debug, Serialize)]
+/// Whether the app may call Shopee for the shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationStatus {
+    Authorized,
+    Expired,
+    Deauthorized,
+    NeverAuthorized,
+}
+
+/// A shop: authorization, token expiry (never a token), Instant Mart outlet and multi-warehouse settings.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Shop)]
 pub struct ShopView {
+    #[schema(value_type = u64)]
     pub shop_id: ShopId,
     /// Instant Mart: the mart shop this outlet shop belongs to; `null` when the shop is not an outlet.
+    #[schema(value_type = Option<u64>)]
     pub mart_shop_id: Option<ShopId>,
     /// Stock updates of this shop carry a warehouse `location_id`.
     pub multi_warehouse: bool,
-    /// authorized | expired | deauthorized | never_authorized
-    pub authorization_status: &'static str,
+    pub authorization_status: AuthorizationStatus,
     pub authorized_at: Option<DateTime<Utc>>,
     pub authorization_expires_at: Option<DateTime<Utc>>,
     pub deauthorized_at: Option<DateTime<Utc>>,
@@ -47,15 +61,15 @@ struct Settings {
 
 fn view(a: ShopAuthorization, settings: Settings, now: DateTime<Utc>) -> ApiResult<ShopView> {
     let status = if a.deauthorized_at.is_some() {
-        "deauthorized"
+        AuthorizationStatus::Deauthorized
     } else if a.refresh_expires_at.is_none() {
-        "never_authorized"
+        AuthorizationStatus::NeverAuthorized
     } else if a.authorization_expires_at.is_some_and(|t| t <= now)
         || a.refresh_expires_at.is_some_and(|t| t <= now)
     {
-        "expired"
+        AuthorizationStatus::Expired
     } else {
-        "authorized"
+        AuthorizationStatus::Authorized
     };
     let mart_shop_id = settings
         .mart_shop_id
@@ -105,7 +119,12 @@ fn store(state: &AppState) -> ApiResult<&shopee_client::TokenStore> {
         .ok_or_else(|| ApiError::Internal("the Shopee client has no token store".into()))
 }
 
-/// `GET /v1/shops?limit=&cursor=`.
+/// Known shops with authorization and token expiry (never tokens).
+#[utoipa::path(
+    get, path = "/v1/shops", operation_id = "listShops", tag = "shops",
+    params(PageQuery),
+    responses((status = 200, description = "a page of shops", body = Page<ShopView>), Reading),
+)]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<PageQuery>,
@@ -131,7 +150,12 @@ pub async fn list(
     Ok(Json(page(rows, limit, |s: &ShopView| s.shop_id.to_string())))
 }
 
-/// `GET /v1/shops/{shop_id}`.
+/// One shop: authorization status, token expiry, Instant Mart outlet and multi-warehouse settings.
+#[utoipa::path(
+    get, path = "/v1/shops/{shop_id}", operation_id = "getShop", tag = "shops",
+    params(("shop_id" = u64, Path, description = "the shop")),
+    responses((status = 200, description = "the shop", body = ShopView), Looking),
+)]
 pub async fn detail(
     State(state): State<AppState>,
     PathParam(shop): PathParam<u64>,
@@ -148,14 +172,16 @@ fn not_found(shop: ShopId) -> ApiError {
 }
 
 /// `PATCH /v1/shops/{shop_id}` body: each field absent = unchanged.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateShop {
-    /// The mart shop this shop is an outlet of; `null` = not an outlet any more.
+    /// Instant Mart: the mart shop this shop is an outlet of; `null` = not an outlet any more.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1)]
     pub mart_shop_id: Option<Option<u64>>,
-    /// `true` or `false` (`null` is refused: there is nothing to reset it to).
+    /// Stock updates must carry location_id: `true` or `false` (`null` is refused: there is nothing to reset it to).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool)]
     pub multi_warehouse: Option<bool>,
 }
 
@@ -173,6 +199,12 @@ fn shown(mart: Option<i64>) -> String {
 /// Rules (422 otherwise): the mart is a known shop, not the shop itself, and not an outlet; a shop that is the mart
 /// of other shops cannot become an outlet. The shop and the mart are locked (in id order) while the rules are
 /// checked, so two concurrent changes cannot build a chain between them.
+#[utoipa::path(
+    patch, path = "/v1/shops/{shop_id}", operation_id = "updateShop", tag = "shops",
+    params(("shop_id" = u64, Path, description = "the shop")),
+    request_body = UpdateShop,
+    responses((status = 200, description = "the shop after the change, as GET answers it", body = ShopView), Setting),
+)]
 #[tracing::instrument(name = "shop.update", skip_all, fields(shop.id = shop))]
 pub async fn update(
     State(state): State<AppState>,
@@ -282,13 +314,26 @@ pub async fn update(
         .ok_or_else(|| not_found(shop))
 }
 
-/// `GET /v1/shops/auth-link`: the URL a seller opens to authorize the app (valid for Shopee's 5-minute window).
-pub async fn auth_link(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+/// The link a seller opens to authorize the app.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthLink {
+    pub url: String,
+    /// The callback Shopee returns to (webhook-gateway's `/shopee/auth/callback`).
+    pub redirect: String,
+    /// Shopee's 5-minute window.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The URL a seller opens to authorize the app (valid for Shopee's 5-minute window).
+#[utoipa::path(
+    get, path = "/v1/shops/auth-link", operation_id = "shopAuthLink", tag = "shops",
+    responses((status = 200, description = "the link (valid 5 minutes) and the callback it returns to", body = AuthLink), Authenticated),
+)]
+pub async fn auth_link(State(state): State<AppState>) -> ApiResult<Json<AuthLink>> {
     let now = Utc::now();
-    let url = state.shopee.auth_link(&state.auth_redirect_url, now.timestamp());
-    Ok(Json(json!({
-        "url": url,
-        "redirect": &*state.auth_redirect_url,
-        "expires_at": now + Duration::minutes(5),
-    })))
+    Ok(Json(AuthLink {
+        url: state.shopee.auth_link(&state.auth_redirect_url, now.timestamp()),
+        redirect: state.auth_redirect_url.to_string(),
+        expires_at: now + Duration::minutes(5),
+    }))
 }
