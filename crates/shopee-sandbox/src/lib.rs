@@ -372,6 +372,12 @@ impl Sandbox {
         self.lock().drop_next += n;
     }
 
+    /// The next `n` pushes are neither sent nor kept for `get_lost_push_message` (a push lost for longer than the
+    /// 3 days Shopee keeps it): only an order-list scan finds such an order.
+    pub fn forget_next_pushes(&self, n: u32) {
+        self.lock().forget_next += n;
+    }
+
     /// Every push produced so far, with its delivery state.
     pub fn pushes(&self) -> Vec<PushRecord> {
         self.lock().pushes.clone()

@@ -241,6 +241,8 @@ pub(crate) struct Inner {
     /// Push ids to deliver once the lock is released.
     pub outgoing: Vec<u64>,
     pub drop_next: u32,
+    /// Pushes that are neither sent nor kept for `get_lost_push_message` (Shopee keeps lost pushes 3 days only).
+    pub forget_next: u32,
     pub rate_rules: Vec<RateRule>,
     pub faults: Vec<ActiveFault>,
     pub journal: Vec<JournalEntry>,
@@ -261,6 +263,7 @@ impl Inner {
             pushes: Vec::new(),
             outgoing: Vec::new(),
             drop_next: 0,
+            forget_next: 0,
             rate_rules: Vec::new(),
             faults: Vec::new(),
             journal: Vec::new(),
@@ -670,6 +673,10 @@ impl Inner {
         let message_id = self.pushes.last().map_or(1, |p| p.message_id + 1);
         let timestamp = now_ms() / 1000;
         let body = json!({"shop_id": shop_id, "code": code, "timestamp": timestamp, "data": data});
+        if self.forget_next > 0 {
+            self.forget_next -= 1;
+            return;
+        }
         let (state, last_error) = if self.drop_next > 0 {
             self.drop_next -= 1;
             (PushState::Lost, Some("dropped by the sandbox".to_owned()))

@@ -185,6 +185,52 @@ async fn lost_pushes_are_recovered_by_reconciliation() {
     );
 }
 
+/// A push Shopee neither delivered nor kept for `get_lost_push_message` is found by the order-list scan alone. Shopee
+/// answers `get_order_list` with order numbers only unless `response_optional_fields=order_status` is asked: without
+/// it the scan saw no status and enqueued nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_with_no_push_at_all_is_found_by_the_order_list_scan() {
+    let mut stack = Stack::new(2).await;
+    stack.map(SKU, ITEM).await;
+    stack.sandbox.forget_next_pushes(2);
+    for i in 0..2 {
+        let mut o = order(&stack, &format!("GONE{i:08}"));
+        o.order_status = "READY_TO_SHIP".into();
+        stack.sandbox.seed_order(o).await.expect("seed");
+    }
+    assert!(
+        stack.sandbox.pushes().iter().all(|p| !p.body.contains("GONE")),
+        "no push, not even a lost one"
+    );
+    stack.start_publisher().await;
+    let got = stack.pull_until(2, Duration::from_secs(30)).await;
+    let mut sns: Vec<String> = got
+        .iter()
+        .map(|m| {
+            m.payload["order"]["external_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    sns.sort();
+    assert_eq!(sns, vec!["GONE00000000", "GONE00000001"]);
+    let listed: Vec<_> = stack
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| e.api == "/api/v2/order/get_order_list")
+        .collect();
+    assert!(!listed.is_empty(), "found through get_order_list");
+    assert!(
+        listed
+            .iter()
+            .all(|e| e.request.to_string().contains("order_status")),
+        "every scan asks for order_status: {:?}",
+        listed[0].request
+    );
+}
+
 /// The hubs table follows the Hub Config Service (a local fake over HTTP).
 #[tokio::test(flavor = "multi_thread")]
 async fn hubs_follow_the_hub_config_service() {
