@@ -12,7 +12,11 @@ async fn discovery_records_matches_and_reports_counts() {
     let rig = Rig::new(200).await;
     let shop = rig.shop;
     let mut items = vec![
-        SeedItem::single(shop, 1, &rig.sku(1), 1.0, 1),
+        // Weighed: Shopee's get_item_base_info answers `"weight": "10.02"`, a string.
+        SeedItem {
+            weight: Some(10.02),
+            ..SeedItem::single(shop, 1, &rig.sku(1), 1.0, 1)
+        },
         SeedItem::single(shop, 2, "", 1.0, 1),
         SeedItem::single(shop, 3, "not a sku!", 1.0, 1),
         SeedItem::single(shop, 4, &rig.sku(4), 1.0, 1),
@@ -257,4 +261,43 @@ async fn content_sync_sends_only_what_changed() {
     keys.sort();
     assert_eq!(keys, ["item_id", "item_name"], "{body:?}");
     println!("content sync: 3 items sent in full, then 1 changed name -> 1 update_item with item_name only");
+}
+
+/// Items without models are read back with get_item_base_info, whose `weight` Shopee sends as a string ("0.35"):
+/// the audit reads them (a number-typed weight failed to decode the whole answer).
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_reads_weighed_items_without_models() {
+    let rig = Rig::new(200).await;
+    let map = rig.seed_catalog(2, 1).await;
+    assert!(map.values().all(|(_, model)| *model == 0));
+    let (stop, handle) = rig.spawn(crate::support::fast());
+    let mut events = Vec::new();
+    for n in 0..2 {
+        events.push((true, rig.price_event(&rig.sku(n), 2000 + n as i64, 1)));
+        events.push((false, rig.stock_event(&rig.sku(n), 20 + n as i64, 1)));
+    }
+    rig.publish(events).await;
+    let pool = rig.db.pool.clone();
+    crate::support::wait_for(std::time::Duration::from_secs(30), "all applied", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM catalog_sync_state WHERE state = 'applied'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 4
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    let shop = ShopId::new(rig.shop).unwrap();
+    let report = catalog_sync_worker::audit::audit(&rig.db.pool, &rig.client, shop)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.differences.len()), (4, 0), "{report:?}");
+    assert!(
+        rig.sandbox
+            .journal()
+            .iter()
+            .any(|e| e.api == "/api/v2/product/get_item_base_info" && e.error.is_empty()),
+        "read through get_item_base_info"
+    );
 }

@@ -177,12 +177,11 @@ impl Rig {
                     outlet_item_id: None,
                 });
             }
-            seeds.push(shopee_sandbox::SeedItem::with_models(
-                self.shop,
-                item_id,
-                &format!("Item {item_id}"),
-                ms,
-            ));
+            // With a weight: Shopee answers it as a string ("10.02") in get_item_base_info.
+            seeds.push(shopee_sandbox::SeedItem {
+                weight: Some(0.35),
+                ..shopee_sandbox::SeedItem::with_models(self.shop, item_id, &format!("Item {item_id}"), ms)
+            });
         }
         self.sandbox.seed_items(seeds).unwrap();
         let r = self.mappings.upsert(&maps, MappingSource::Manual).await.unwrap();
