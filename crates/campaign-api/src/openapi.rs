@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::{campaigns, routes};
@@ -93,8 +93,19 @@ pub struct ErrorDetail {
     /// What was wrong and what to do.
     pub message: String,
     /// 422: each problem; a failed creation: the campaign as it was left.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ErrorDetails>)]
     pub details: Option<Value>,
+}
+
+/// What `details` of an error holds.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ErrorDetails {
+    /// Each problem of a 422, in words.
+    Problems(Vec<String>),
+    /// The campaign a failed creation left (nothing of it stays on Shopee).
+    Campaign(campaigns::view::CampaignView),
 }
 
 fn error_response(status: u16) -> Response {
@@ -113,7 +124,9 @@ fn error_response(status: u16) -> Response {
         .description(text)
         .content(
             "application/json",
-            ContentBuilder::new().schema(Some(ErrorBody::schema())).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+                .build(),
         )
         .build()
 }

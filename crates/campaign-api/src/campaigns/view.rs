@@ -86,6 +86,7 @@ pub struct ShopView {
     /// Detail only: Shopee's `get_discount` answer now, or `{error}`; `null` without a discount.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[sqlx(skip)]
+    #[schema(value_type = LiveDiscount, required = false)]
     pub shopee: Option<LiveDiscount>,
 }
 

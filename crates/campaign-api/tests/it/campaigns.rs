@@ -18,7 +18,7 @@ async fn shop_with_items(api: &Api, n: u64) -> (u64, String, Vec<String>) {
     (shop, hub, skus)
 }
 
-fn campaign(name: &str, hub: Option<&str>, skus: &[String], price: &str) -> Value {
+pub(crate) fn campaign(name: &str, hub: Option<&str>, skus: &[String], price: &str) -> Value {
     let mut body = json!({
         "name": name,
         "starts_at": in_hours(2),

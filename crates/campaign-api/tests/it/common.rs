@@ -15,6 +15,10 @@ use shopee_sandbox::{Sandbox, SandboxConfig, SeedItem};
 use test_support::TestDb;
 use tokio_util::sync::CancellationToken;
 
+/// Every exchange through [`Api::call_with`] is checked against `/openapi.json`.
+#[path = "spec.rs"]
+pub mod spec;
+
 pub const PARTNER_ID: u64 = 1_000_001;
 pub const KEY: &str = "campaign-test-partner-key";
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -164,20 +168,22 @@ impl Api {
         token: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.url));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        if let Some(body) = body {
-            req = req.json(&body);
+        if let Some(body) = &body {
+            req = req.json(body);
         }
         let resp = req.send().await.expect("send");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        spec::check_exchange(&method, path, body.as_ref(), status, &answer);
+        (status, answer)
     }
 }
 
