@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use domain::ShopId;
 use serde_json::json;
-use shopee_client::api::discount::{DiscountStatus, GetDiscountListRequest};
+use shopee_client::api::discount::DiscountStatus;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::campaigns::execute::{compensate, find_existing};
+use crate::campaigns::execute::{compensate, discount_page, find_existing};
 use crate::campaigns::state::{NOT_ADDED, ShopState, ShopeeStatus};
 use crate::campaigns::store::{self, DiscountSpec};
 use crate::error::ApiError;
@@ -203,14 +203,7 @@ async fn shopee_statuses(
 ) -> Result<HashMap<i64, ShopeeStatus>, shopee_client::Error> {
     let mut seen = HashMap::new();
     for page_no in 1..=50 {
-        let req = GetDiscountListRequest {
-            discount_status: DiscountStatus::All,
-            page_no,
-            page_size: 100,
-            update_time_from: None,
-            update_time_to: None,
-        };
-        let resp = state.shopee.get_discount_list(shop, &req).await?;
+        let resp = discount_page(state, shop, DiscountStatus::All, page_no).await?;
         for d in &resp.discount_list {
             seen.insert(
                 i64::try_from(d.discount_id).unwrap_or_default(),

@@ -9,7 +9,7 @@ use super::execute::send_batch;
 use super::plan::{self, Addition};
 use super::state::{CampaignState, ItemState, NOT_ADDED, ShopState};
 use super::store;
-use super::validate::Change;
+use super::validate::{Change, Finish};
 use super::view::CampaignView;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -151,15 +151,6 @@ async fn add(state: &AppState, id: i64, a: &Addition, failures: &mut Vec<String>
         }
     }
     Ok(())
-}
-
-/// What ending or deleting does to each live discount.
-#[derive(Debug, Clone, Copy)]
-pub enum Finish {
-    /// `end_discount` (an ongoing campaign).
-    End,
-    /// `delete_discount` (an upcoming or failed campaign).
-    Delete,
 }
 
 /// Ends or deletes every live discount of the campaign; the campaign follows when every shop did.

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 
 use domain::ShopId;
 use shopee_client::api::discount::{
-    AddDiscountRequest, DiscountItemsRequest, DiscountStatus, GetDiscountListRequest, GetDiscountRequest,
+    AddDiscountRequest, DiscountItemsRequest, DiscountStatus, GetDiscountListRequest,
+    GetDiscountListResponse, GetDiscountRequest,
 };
 
 use super::plan::{self, Line, Refusal};
@@ -117,17 +118,27 @@ async fn ensure_discount(
     }
 }
 
+/// One page (of 100) of the shop's discounts in this status on Shopee.
+pub async fn discount_page(
+    state: &AppState,
+    shop: ShopId,
+    status: DiscountStatus,
+    page_no: u32,
+) -> Result<GetDiscountListResponse, shopee_client::Error> {
+    let req = GetDiscountListRequest {
+        discount_status: status,
+        page_no,
+        page_size: 100,
+        update_time_from: None,
+        update_time_to: None,
+    };
+    state.shopee.get_discount_list(shop, &req).await
+}
+
 /// An upcoming discount of the shop with this name and period that no campaign has recorded yet.
 pub async fn find_existing(state: &AppState, shop: ShopId, spec: &DiscountSpec) -> ApiResult<Option<u64>> {
     for page_no in 1..=20 {
-        let req = GetDiscountListRequest {
-            discount_status: DiscountStatus::Upcoming,
-            page_no,
-            page_size: 100,
-            update_time_from: None,
-            update_time_to: None,
-        };
-        let resp = state.shopee.get_discount_list(shop, &req).await?;
+        let resp = discount_page(state, shop, DiscountStatus::Upcoming, page_no).await?;
         for d in &resp.discount_list {
             let same = d.discount_name == spec.name
                 && d.start_time == spec.starts_at.timestamp()

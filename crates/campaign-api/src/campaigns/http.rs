@@ -10,10 +10,10 @@ use domain::ShopId;
 use serde_json::Value;
 use shopee_client::api::discount::GetDiscountRequest;
 
-use super::change::{self, Finish};
-use super::state::{CampaignStatus, ShopeeStatus};
+use super::change;
+use super::state::ShopeeStatus;
 use super::store;
-use super::validate::{self, CreateCampaign, ListQuery, UpdateCampaign};
+use super::validate::{self, CreateCampaign, Finish, ListQuery, UpdateCampaign};
 use super::view::{self, CampaignView, LiveDiscount};
 use super::{SCOPE, execute, resolve};
 use crate::AppState;
@@ -214,19 +214,7 @@ pub async fn end(
     State(state): State<AppState>,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<CampaignView>> {
-    let view = found(&state, id).await?;
-    validate::changeable(&view)?;
-    match view.status {
-        CampaignStatus::Ongoing => {}
-        CampaignStatus::Upcoming => {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} has not started yet: delete it with DELETE /v1/campaigns/{id}"
-            )));
-        }
-        _ => return Err(ApiError::Conflict(format!("campaign {id} has already ended"))),
-    }
-    change::finish(&state, &view, Finish::End).await?;
-    found(&state, id).await.map(Json)
+    finish(&state, id, Finish::End).await
 }
 
 /// Deletes an upcoming (or failed) campaign on every shop.
@@ -240,20 +228,13 @@ pub async fn remove(
     State(state): State<AppState>,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<CampaignView>> {
-    let view = found(&state, id).await?;
-    match view.status {
-        CampaignStatus::Upcoming | CampaignStatus::Failed => {}
-        CampaignStatus::Ongoing => {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is ongoing: end it with POST /v1/campaigns/{id}/end"
-            )));
-        }
-        other => {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is {other} and cannot be deleted"
-            )));
-        }
-    }
-    change::finish(&state, &view, Finish::Delete).await?;
-    found(&state, id).await.map(Json)
+    finish(&state, id, Finish::Delete).await
+}
+
+/// Ends or deletes the campaign on every shop, when its status allows it.
+async fn finish(state: &AppState, id: i64, how: Finish) -> ApiResult<Json<CampaignView>> {
+    let view = found(state, id).await?;
+    validate::finishable(&view, how)?;
+    change::finish(state, &view, how).await?;
+    found(state, id).await.map(Json)
 }

@@ -202,6 +202,36 @@ pub fn changeable(view: &CampaignView) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Ending or deleting a campaign: what becomes of each live discount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// `end_discount`: an ongoing campaign.
+    End,
+    /// `delete_discount`: an upcoming (or failed) campaign.
+    Delete,
+}
+
+/// Whether the campaign's status allows ending (only an active, ongoing campaign) or deleting (upcoming or failed).
+pub fn finishable(view: &CampaignView, how: Finish) -> Result<(), ApiError> {
+    let id = view.id;
+    let refusal = match (how, view.status) {
+        (Finish::End, _) if view.state != CampaignState::Active => return changeable(view),
+        (Finish::End, CampaignStatus::Ongoing)
+        | (Finish::Delete, CampaignStatus::Upcoming | CampaignStatus::Failed) => {
+            return Ok(());
+        }
+        (Finish::End, CampaignStatus::Upcoming) => {
+            format!("campaign {id} has not started yet: delete it with DELETE /v1/campaigns/{id}")
+        }
+        (Finish::End, _) => format!("campaign {id} has already ended"),
+        (Finish::Delete, CampaignStatus::Ongoing) => {
+            format!("campaign {id} is ongoing: end it with POST /v1/campaigns/{id}/end")
+        }
+        (Finish::Delete, other) => format!("campaign {id} is {other} and cannot be deleted"),
+    };
+    Err(ApiError::Conflict(refusal))
+}
+
 /// A PATCH request against the campaign as it is.
 pub fn change(req: &UpdateCampaign, view: &CampaignView, now: DateTime<Utc>) -> Result<Change, ApiError> {
     let id = view.id;
