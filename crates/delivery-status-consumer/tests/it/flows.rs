@@ -128,7 +128,8 @@ async fn each_transition_reaches_shopee_once_and_is_recorded() {
         Some("https://track.example/FULL1")
     );
     assert_eq!(s("CANCEL1").order.order_status, "CANCELLED");
-    assert_eq!(s("CANCEL1").cancel_reason.as_deref(), Some("UNDELIVERABLE_AREA"));
+    // Brazil has no UNDELIVERABLE_AREA: the fleet's reasons are the buyer's side.
+    assert_eq!(s("CANCEL1").cancel_reason.as_deref(), Some("CUSTOMER_REQUEST"));
     assert_eq!(s("FAIL1").logistics_status, "LOGISTICS_DELIVERY_FAILED");
     assert_eq!(s("FAIL1").failed_reason.as_deref(), Some("buyer_unresponsive"));
     assert_eq!(s("LATE1").logistics_status, "LOGISTICS_PICKUP_DONE");
@@ -330,6 +331,22 @@ async fn failures_are_retried_parked_redriven_and_skips_cost_nothing() {
         "arranged",
         "already shipped at Shopee counts as done"
     );
+    // Channel 90026: after ship_order the order stays READY_TO_SHIP at Shopee; only its package shows the shipment.
+    assert_eq!(
+        env.sandbox
+            .order(env.shop_id, "DONE1")
+            .unwrap()
+            .order
+            .order_status,
+        "READY_TO_SHIP"
+    );
+    assert!(
+        env.sandbox
+            .journal()
+            .iter()
+            .any(|j| j.api == "/api/v2/order/get_package_detail" && j.error.is_empty()),
+        "the replayed shipment was recognised from the package's state"
+    );
     assert_eq!(env.state("GHOST1").await, "ready_to_ship");
     assert_eq!(
         env.calls(GET_SHIPPING_PARAMETER, "GHOST1").len(),
@@ -401,5 +418,51 @@ async fn failures_are_retried_parked_redriven_and_skips_cost_nothing() {
     .unwrap();
     assert_eq!((status.as_str(), attempts, redrives), ("parked", 2, 1));
 
+    running.stop().await;
+}
+
+/// Shopee may answer `update_tracking_status` with success and `update_result: "failed"`: the step is not applied,
+/// so the event is parked with that reason (after Shopee's order state is checked), never recorded as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tracking_update_shopee_answers_failed_is_parked_not_recorded() {
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, PARTITIONS as u32);
+    let env = Env::new(&broker.bootstrap(), TOPIC).await;
+    env.seed_orders(&["TRKFAIL1".to_owned()], None).await;
+    let e = |t: &str, sn: &str| (format!("ORDR-{sn}"), event(t, sn, &format!("ORDR-{sn}")));
+    let group = "g-update-result";
+    let running = env.start(group);
+    env.send(&[e("delivery.ready", "TRKFAIL1")]).await;
+    wait_until("TRKFAIL1 arranged", Duration::from_secs(60), || async {
+        env.state("TRKFAIL1").await == "arranged"
+    })
+    .await;
+    env.sandbox.inject_fault(
+        Fault::update_result_failed()
+            .api(UPDATE_TRACKING_STATUS)
+            .shop(env.shop_id),
+    );
+    env.send(&[e("delivery.on_the_way", "TRKFAIL1")]).await;
+    wait_until("the refused update parked", Duration::from_secs(60), || async {
+        env.dead_letters().await.iter().any(|d| d.2 == "parked")
+    })
+    .await;
+    all_consumed(&env, group).await;
+    let dl = env.dead_letters().await;
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert!(dl[0].0.starts_with("TRKFAIL1"), "{dl:?}");
+    assert!(
+        dl[0].1.contains("pickup_done") && dl[0].1.contains("update_result_failed"),
+        "{dl:?}"
+    );
+    assert_eq!(
+        env.state("TRKFAIL1").await,
+        "arranged",
+        "not recorded as picked up"
+    );
+    assert_ne!(
+        env.sandbox.logistics_status(env.shop_id, "TRKFAIL1").as_deref(),
+        Some("LOGISTICS_PICKUP_DONE")
+    );
     running.stop().await;
 }
