@@ -709,12 +709,19 @@ fn the_suite_catches_a_departure() {
 
 #[test]
 fn every_endpoint_is_documented_in_docs_shopee_contract_md() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/shopee-contract.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/shopee-contract.md"
+    ))
+    .unwrap();
     let missing: Vec<&str> = api::ENDPOINTS
         .iter()
         .map(|e| e.path)
         .filter(|p| !doc.contains(&format!("`{p}`")))
         .collect();
     assert!(missing.is_empty(), "not in docs/shopee-contract.md: {missing:?}");
-    assert!(doc.contains(contract().source_commit()), "the doc names the contract's commit");
+    assert!(
+        doc.contains(contract().source_commit()),
+        "the doc names the contract's commit"
+    );
 }

@@ -84,7 +84,11 @@ pub async fn check(contract: Contract) {
     assert_eq!(count_tables().await, 0, "the database starts without the schema");
     let (code, _, stderr) = run_to_exit(contract.exe, &["migrate"], &[("DATABASE_URL", empty.url.clone())]);
     assert_eq!(code, 0, "{name} migrate failed: {stderr}");
-    assert_eq!(count_tables().await, 2, "{name} migrate did not create the schema");
+    assert_eq!(
+        count_tables().await,
+        2,
+        "{name} migrate did not create the schema"
+    );
 
     // Serve: PostgreSQL reached through a proxy this test can cut.
     let db = TestDb::new().await;
