@@ -110,7 +110,7 @@ SECRET_NAME = "seller-backend-secrets"
 SECRET_KEYS_ALL = {"DATABASE_URL", "SHOPEE_PARTNER_KEY", "TOKEN_ENCRYPTION_KEY"}
 SECRET_KEYS_EXTRA = {"campaign-api": {"CAMPAIGN_API_TOKENS"}}
 SECRET_VARS = {"DATABASE_URL", "REDIS_URL", "SHOPEE_PARTNER_KEY", "TOKEN_ENCRYPTION_KEY", "CAMPAIGN_API_TOKENS"}
-# Every variable in the architecture contract (shared/design/architecture.md, "Configuration").
+# Every variable of the configuration contract (README.md, "Configuration").
 CONTRACT_VARS = SECRET_VARS | {
     "SHOPEE_API_BASE_URL", "SHOPEE_PARTNER_ID", "SHOPEE_PUSH_CALLBACK_URL", "PUBSUB_PROJECT_ID",
     "PUBSUB_EMULATOR_HOST", "ORDR_TOPIC", "PRICE_UPDATE_TOPIC", "INVENTORY_UPDATE_TOPIC",
