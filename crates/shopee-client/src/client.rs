@@ -205,6 +205,21 @@ impl ShopeeClient {
         decode(endpoint, answer)
     }
 
+    /// Calls a shop-level API with a `multipart/form-data` body (a file upload) and decodes `response`.
+    pub(crate) async fn shop_multipart_call<R: DeserializeOwned>(
+        &self,
+        shop_id: ShopId,
+        endpoint: &Endpoint,
+        form: &MultipartBody,
+    ) -> Result<R> {
+        debug_assert_eq!(endpoint.scope, Scope::Shop);
+        debug_assert_eq!(endpoint.method, Method::Post);
+        let answer = self
+            .call(endpoint, Caller::Shop(shop_id), &Value::Null, Some(form))
+            .await?;
+        decode(endpoint, answer)
+    }
+
     async fn call<Q: Serialize + ?Sized>(
         &self,
         endpoint: &Endpoint,

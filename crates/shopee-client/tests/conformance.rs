@@ -509,6 +509,21 @@ fn cases() -> Vec<Case> {
             },
         ),
         Case {
+            endpoint: lg::UPLOAD_SERVICEABLE_POLYGON,
+            full: Sent::Form(lg::polygon_form(b"<kml/>").parts().to_vec()),
+            minimal: Sent::Form(lg::polygon_form(b"<kml/>").parts().to_vec()),
+            decode: decoder::<lg::UploadServiceablePolygonResponse>,
+        },
+        case::<_, lg::CheckPolygonUpdateStatusResponse>(
+            lg::CHECK_POLYGON_UPDATE_STATUS,
+            &lg::CheckPolygonUpdateStatusRequest {
+                task_id: "test_task_id".into(),
+            },
+            &lg::CheckPolygonUpdateStatusRequest {
+                task_id: "test_task_id".into(),
+            },
+        ),
+        Case {
             endpoint: media::UPLOAD_IMAGE,
             full: Sent::Form(image.form().parts().to_vec()),
             minimal: Sent::Form(image.form().parts().to_vec()),

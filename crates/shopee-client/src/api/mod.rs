@@ -30,6 +30,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     logistics::SHIP_ORDER,
     logistics::UPDATE_TRACKING_STATUS,
     logistics::GET_TRACKING_NUMBER,
+    logistics::UPLOAD_SERVICEABLE_POLYGON,
+    logistics::CHECK_POLYGON_UPDATE_STATUS,
     product::GET_ITEM_LIST,
     product::GET_ITEM_BASE_INFO,
     product::GET_MODEL_LIST,
