@@ -9,6 +9,8 @@
 //! decimal string) serve the seller-logistics quotation (channel 90021). Absent `zip_ranges` = no range (the hub
 //! quotes no 90021 call); absent `zip_fee` = the hub's `base_fee`.
 
+pub mod kml;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
