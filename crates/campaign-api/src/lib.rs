@@ -13,7 +13,6 @@ pub mod openapi;
 pub mod page;
 pub mod reconcile;
 pub mod routes;
-pub mod text_enum;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 use shopee_client::api::discount::DiscountStatus;
 
-use crate::text_enum::text_enum;
+use pg_enum::text_enum;
 
 text_enum! {
     /// `campaigns.state`.

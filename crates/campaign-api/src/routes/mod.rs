@@ -6,14 +6,5 @@ pub mod mappings;
 pub mod orders;
 pub mod shops;
 
-use crate::text_enum::text_enum;
-
-text_enum! {
-    /// `mapping_discovery_jobs.status` and `content_sync_jobs.status` (run by catalog-sync-worker).
-    pub enum JobStatus {
-        Queued = "queued",
-        Running = "running",
-        Done = "done",
-        Failed = "failed",
-    }
-}
+/// `mapping_discovery_jobs.status` and `content_sync_jobs.status` (run by catalog-sync-worker).
+pub use pg_enum::JobStatus;
