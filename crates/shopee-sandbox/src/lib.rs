@@ -314,6 +314,11 @@ impl Sandbox {
         images
     }
 
+    /// The latest KML `shop_id` uploaded through `logistics/upload_serviceable_polygon` (Shopee keeps the latest).
+    pub fn polygon(&self, shop_id: u64) -> Option<String> {
+        self.lock().polygons.get(&shop_id).cloned()
+    }
+
     /// The model's original price (model 0 for items without variations).
     pub fn price(&self, shop_id: u64, item_id: u64, model_id: u64) -> Option<f64> {
         self.model(shop_id, item_id, model_id).map(|m| m.original_price)

@@ -233,6 +233,16 @@ pub(crate) fn normalize_api(api: &str) -> String {
     format!("/api/v2/{trimmed}")
 }
 
+/// A `logistics/upload_serviceable_polygon` task: in progress at its first check, then done (or failed with
+/// `problem`).
+#[derive(Debug, Clone)]
+pub(crate) struct PolygonTask {
+    pub shop_id: u64,
+    pub checks: u32,
+    /// Why the file's polygons are unusable (the task ends with status 2).
+    pub problem: Option<String>,
+}
+
 pub(crate) struct Inner {
     pub cfg: SandboxConfig,
     pub shops: BTreeMap<u64, Shop>,
@@ -249,6 +259,10 @@ pub(crate) struct Inner {
     pub tasks: BTreeMap<u64, BatchTask>,
     /// Images uploaded through `media_space/upload_image`, by id.
     pub images: BTreeMap<String, UploadedImage>,
+    /// The latest KML each shop uploaded through `logistics/upload_serviceable_polygon`.
+    pub polygons: BTreeMap<u64, String>,
+    /// Polygon upload tasks, by task id.
+    pub polygon_tasks: BTreeMap<String, PolygonTask>,
     seq: u64,
     pub next_discount_id: u64,
     pub next_task_id: u64,
@@ -269,6 +283,8 @@ impl Inner {
             journal: Vec::new(),
             tasks: BTreeMap::new(),
             images: BTreeMap::new(),
+            polygons: BTreeMap::new(),
+            polygon_tasks: BTreeMap::new(),
             seq: 0,
             next_discount_id: 700_001,
             next_task_id: 1,
@@ -279,6 +295,12 @@ impl Inner {
     pub fn new_image_id(&mut self) -> String {
         self.seq += 1;
         format!("br-11134207-sbx{:08x}", self.seq)
+    }
+
+    /// A fresh polygon upload task id.
+    pub fn new_polygon_task_id(&mut self) -> String {
+        self.seq += 1;
+        format!("sbx-polygon-{:08x}", self.seq)
     }
 
     /// A fresh opaque 32-hex token.

@@ -15,6 +15,7 @@ mod discounts;
 mod logistics;
 mod media;
 mod orders;
+mod polygons;
 mod products;
 mod push;
 
@@ -184,6 +185,18 @@ const ROUTES: &[(&str, Verb, Kind, Handler)] = {
             Get,
             Shop,
             logistics::get_tracking_number,
+        ),
+        (
+            "/api/v2/logistics/upload_serviceable_polygon",
+            Post,
+            Shop,
+            polygons::upload_serviceable_polygon,
+        ),
+        (
+            "/api/v2/logistics/check_polygon_update_status",
+            Post,
+            Shop,
+            polygons::check_polygon_update_status,
         ),
         (
             "/api/v2/discount/add_discount",

@@ -15,6 +15,11 @@ use crate::support::*;
 const H: i64 = 3600;
 const D: i64 = 86_400;
 const UNDOCUMENTED: &str = "sandbox_undocumented";
+/// A serviceable area with one closed ring.
+const KML: &[u8] =
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><kml xmlns=\"http://www.opengis.net/kml/2.2\"><Document>\
+<Placemark><Polygon><outerBoundaryIs><LinearRing><coordinates>-46.6,-23.5 -46.7,-23.6 -46.5,-23.6 -46.6,-23.5\
+</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark></Document></kml>";
 
 /// A request as it goes on the wire.
 #[derive(Clone)]
@@ -89,6 +94,7 @@ async fn send(env: &Env, path: &str, req: &Req) -> Answer {
 /// What the valid requests below rely on.
 struct World {
     image_id: String,
+    polygon_task_id: String,
     auth_code: String,
     task_id: u64,
 }
@@ -171,7 +177,14 @@ async fn world(env: &Env) -> World {
             json!({"item_list": [{"outlet_shop_id": SHOP, "item_id": 1, "price_list": [{"model_id": 0, "original_price": 11.5}]}]}),
         )
         .await;
+    let polygon = send(
+        env,
+        "/api/v2/logistics/upload_serviceable_polygon",
+        &Req::Form(vec![("file".into(), true, KML.to_vec())]),
+    )
+    .await;
     World {
+        polygon_task_id: polygon.ok()["task_id"].as_str().unwrap().to_owned(),
         image_id,
         auth_code: env.sandbox.authorize_shop(900_002),
         task_id: task.ok()["task_id"].as_u64().unwrap(),
@@ -252,6 +265,10 @@ fn valid_request(env: &Env, w: &World, path: &str) -> Req {
             json!({"order_sn": "P1", "logistics_status": "logistics_pickup_done", "tracking_number": "BR2", "tracking_url": "https://t.test/2"}),
         ),
         "/api/v2/logistics/get_tracking_number" => get(&[("order_sn", "P1")]),
+        "/api/v2/logistics/upload_serviceable_polygon" => {
+            Req::Form(vec![("file".into(), true, KML.to_vec())])
+        }
+        "/api/v2/logistics/check_polygon_update_status" => Req::Post(json!({"task_id": w.polygon_task_id})),
         "/api/v2/discount/add_discount" => {
             Req::Post(json!({"discount_name": "Nova", "start_time": n + 2 * H, "end_time": n + 2 * D}))
         }

@@ -10,6 +10,7 @@ mod discounts;
 mod faults;
 mod logistics;
 mod orders;
+mod polygons;
 mod products;
 mod pushes;
 mod support;
