@@ -5,6 +5,7 @@
 
 pub mod intake;
 pub mod outbox;
+pub mod polygons;
 pub mod reconcile;
 pub mod transform;
 
@@ -107,6 +108,8 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
         topic,
         batch_size: 500,
     };
+    let polygon_sync = polygons::PolygonSync::new(pool.clone(), shopee.clone());
+    let (hub_snapshots, hub_snapshots_rx) = tokio::sync::watch::channel(None);
     let reconciler = reconcile::Reconciler {
         pool: pool.clone(),
         inbox: inbox.clone(),
@@ -148,8 +151,10 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
             Hubs::new(pool.clone()),
             config.hub_config_url.clone(),
             Duration::from_secs(60),
+            hub_snapshots,
             shutdown.clone(),
         )),
+        tokio::spawn(polygons::run(polygon_sync, hub_snapshots_rx, shutdown.clone())),
     ];
     let app = Router::new().merge(health.router());
     // The loops get their grace while the HTTP server drains, both counted from SIGTERM, so the process is gone
@@ -295,8 +300,15 @@ async fn report_lag(inbox: Inbox, relay: outbox::OutboxRelay, shutdown: Cancella
 }
 
 /// Keeps the `hubs` table (hub <-> shop, read by every worker) equal to the Hub Config Service: at start, then every
-/// `every`. A failed refresh keeps the table as it is.
-async fn sync_hubs(hubs: Hubs, base_url: String, every: Duration, shutdown: CancellationToken) {
+/// `every`. A failed refresh keeps the table as it is. Each snapshot fetched goes to `snapshots` (the serviceable
+/// area upload, `polygons.rs`).
+async fn sync_hubs(
+    hubs: Hubs,
+    base_url: String,
+    every: Duration,
+    snapshots: tokio::sync::watch::Sender<Option<std::sync::Arc<hub_config::Snapshot>>>,
+    shutdown: CancellationToken,
+) {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
         Ok(c) => c,
         Err(e) => {
@@ -335,6 +347,7 @@ async fn sync_hubs(hubs: Hubs, base_url: String, every: Duration, shutdown: Canc
                     ),
                     Err(e) => tracing::warn!(error = %e, "storing hubs failed"),
                 }
+                snapshots.send_replace(Some(std::sync::Arc::new(snapshot)));
             }
             Err(e) => tracing::warn!(error = %e, "Hub Config Service unavailable; hubs table unchanged"),
         }

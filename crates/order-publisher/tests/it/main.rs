@@ -5,6 +5,7 @@ mod stack;
 
 mod crash;
 mod e2e;
+mod polygons;
 mod tracing;
 
 mod contract {
