@@ -437,7 +437,7 @@ impl Tansu {
             });
         anyhow::ensure!(
             bin.is_file(),
-            "tansu is not installed ({}): cargo install tansu --locked --features dynostore",
+            "tansu is not installed ({}): run `cargo xtask bootstrap --for bench`",
             bin.display()
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -1,7 +1,7 @@
 //! A real Kafka-protocol broker for tests: `tansu` (https://github.com/tansu-io/tansu) with in-memory storage,
 //! started as a child process on a free loopback port and killed when dropped.
 //!
-//! Install it with `cargo install tansu --locked --features dynostore` (CI does). `TANSU_BIN` overrides where the
+//! `cargo xtask bootstrap` installs it (`make test` runs that first). `TANSU_BIN` overrides where the
 //! binary is looked for (default: `tansu` on PATH, then `~/.cargo/bin/tansu`).
 
 use std::net::{SocketAddr, TcpStream};
@@ -40,7 +40,7 @@ pub fn tansu_bin() -> PathBuf {
     }
     panic!(
         "the Kafka tests need the `tansu` broker and it is not installed: run \
-         `cargo install tansu --locked --features dynostore` (or set TANSU_BIN to its path)"
+         `cargo xtask bootstrap --for test` (or set TANSU_BIN to its path)"
     );
 }
 
