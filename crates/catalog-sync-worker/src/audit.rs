@@ -9,12 +9,14 @@ use shopee_client::ShopeeClient;
 use shopee_client::api::product::{PriceInfo, StockInfoV2};
 use sqlx::PgPool;
 
+use crate::events::Kind;
+
 /// One model whose Shopee value differs from what we last applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Difference {
     pub item_id: i64,
     pub model_id: i64,
-    pub kind: String,
+    pub kind: Kind,
     pub location_id: String,
     pub sku: String,
     /// Centavos or units, as last applied.
@@ -26,7 +28,7 @@ pub struct Difference {
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |v: i64| {
-            if self.kind == "price" {
+            if self.kind == Kind::Price {
                 format!("{}.{:02}", v / 100, v % 100)
             } else {
                 v.to_string()
@@ -57,7 +59,7 @@ pub struct Audit {
     pub differences: Vec<Difference>,
 }
 
-type Row = (i64, i64, String, String, String, i64);
+type Row = (i64, i64, Kind, String, String, i64);
 
 pub async fn audit(pool: &PgPool, shopee: &ShopeeClient, shop: ShopId) -> anyhow::Result<Audit> {
     let rows: Vec<Row> = sqlx::query_as(
@@ -94,13 +96,13 @@ pub async fn audit(pool: &PgPool, shopee: &ShopeeClient, shop: ShopId) -> anyhow
         }
         for (_, model, kind, location, sku, applied) in rows {
             out.checked += 1;
-            let theirs = seen.get(&model).and_then(|(price, stock)| match kind.as_str() {
-                "price" => price
+            let theirs = seen.get(&model).and_then(|(price, stock)| match kind {
+                Kind::Price => price
                     .first()
                     .and_then(|p| p.original_price.as_ref())
                     .and_then(|n| Money::from_shopee_number(n).ok())
                     .map(Money::centavos),
-                _ => stock.as_ref().map(|s| {
+                Kind::Stock => stock.as_ref().map(|s| {
                     if location.is_empty() {
                         s.seller_stock.iter().map(|e| e.stock).sum()
                     } else {

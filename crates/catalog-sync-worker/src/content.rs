@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::{ItemId, ShopId};
+use pg_enum::JobStatus;
 use serde_json::{Value, json};
 use shopee_client::ShopeeClient;
 use shopee_client::api::product::{ItemDimension, ItemImage, UpdateItemRequest};
@@ -373,13 +374,15 @@ impl ContentSync {
     /// Claims and runs one queued content-sync job; returns whether there was one.
     pub async fn run_next_job(&self) -> anyhow::Result<bool> {
         let job: Option<(i64, Option<Vec<String>>)> = sqlx::query_as(
-            "UPDATE content_sync_jobs SET status = 'running', attempts = attempts + 1,
+            "UPDATE content_sync_jobs SET status = $1, attempts = attempts + 1,
                 started_at = COALESCE(started_at, now()), lease_until = now() + interval '10 minutes'
              WHERE id = (SELECT id FROM content_sync_jobs
-                         WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
+                         WHERE status = $2 OR (status = $1 AND lease_until < now())
                          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id, skus",
         )
+        .bind(JobStatus::Running)
+        .bind(JobStatus::Queued)
         .fetch_optional(&self.pool)
         .await?;
         let Some((id, skus)) = job else {
@@ -404,7 +407,7 @@ impl ContentSync {
             Ok(r) => {
                 // Done even when products failed: their reasons are in `error`, the others were sent.
                 sqlx::query(
-                    "UPDATE content_sync_jobs SET status = 'done', items_seen = $2, updated = $3, unchanged = $4,
+                    "UPDATE content_sync_jobs SET status = $7, items_seen = $2, updated = $3, unchanged = $4,
                         failed = $5, error = $6, finished_at = now(), lease_until = NULL WHERE id = $1",
                 )
                 .bind(id)
@@ -413,16 +416,19 @@ impl ContentSync {
                 .bind(r.unchanged)
                 .bind(r.failed)
                 .bind(r.error_summary())
+                .bind(JobStatus::Done)
                 .execute(&self.pool)
                 .await?;
             }
             Err(e) => {
                 sqlx::query(
-                    "UPDATE content_sync_jobs SET status = CASE WHEN attempts < 3 THEN 'queued' ELSE 'failed' END,
+                    "UPDATE content_sync_jobs SET status = CASE WHEN attempts < 3 THEN $3 ELSE $4 END,
                         error = $2, lease_until = NULL WHERE id = $1",
                 )
                 .bind(id)
                 .bind(format!("{e:#}"))
+                .bind(JobStatus::Queued)
+                .bind(JobStatus::Failed)
                 .execute(&self.pool)
                 .await?;
             }

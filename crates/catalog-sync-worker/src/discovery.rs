@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use domain::mapping::{MappingSource, ProductMapping};
 use domain::{ItemId, ModelId, ShopId, Sku};
+use pg_enum::JobStatus;
 use product_mapping::Mappings;
 use shopee_client::ShopeeClient;
 use shopee_client::api::product::{GetItemListRequest, ItemStatus};
@@ -27,14 +28,16 @@ pub struct Report {
 /// Claims the oldest queued job (or a running one whose lease expired).
 pub async fn claim(pool: &PgPool, lease: Duration) -> Result<Option<(i64, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE mapping_discovery_jobs SET status = 'running', attempts = attempts + 1,
+        "UPDATE mapping_discovery_jobs SET status = $2, attempts = attempts + 1,
             started_at = COALESCE(started_at, now()), lease_until = now() + make_interval(secs => $1)
          WHERE id = (SELECT id FROM mapping_discovery_jobs
-                     WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
+                     WHERE status = $3 OR (status = $2 AND lease_until < now())
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, shop_id",
     )
     .bind(lease.as_secs_f64())
+    .bind(JobStatus::Running)
+    .bind(JobStatus::Queued)
     .fetch_optional(pool)
     .await
 }
@@ -56,7 +59,7 @@ pub async fn run_next(pool: &PgPool, shopee: &ShopeeClient, mappings: &Mappings)
     match discover(shopee, mappings, shop).await {
         Ok(r) => {
             sqlx::query(
-                "UPDATE mapping_discovery_jobs SET status = 'done', items_scanned = $2, matched = $3, unmatched = $4,
+                "UPDATE mapping_discovery_jobs SET status = $6, items_scanned = $2, matched = $3, unmatched = $4,
                     conflicting = $5, error = NULL, finished_at = now(), lease_until = NULL WHERE id = $1",
             )
             .bind(id)
@@ -64,6 +67,7 @@ pub async fn run_next(pool: &PgPool, shopee: &ShopeeClient, mappings: &Mappings)
             .bind(r.matched)
             .bind(r.unmatched)
             .bind(r.conflicting)
+            .bind(JobStatus::Done)
             .execute(pool)
             .await?;
             tracing::info!(job.id = id, shop.id = %shop, matched = r.matched, unmatched = r.unmatched,
@@ -75,13 +79,15 @@ pub async fn run_next(pool: &PgPool, shopee: &ShopeeClient, mappings: &Mappings)
                 .downcast_ref::<shopee_client::Error>()
                 .is_some_and(shopee_client::Error::is_retryable);
             sqlx::query(
-                "UPDATE mapping_discovery_jobs SET status = CASE WHEN $3 AND attempts < 3 THEN 'queued' ELSE 'failed' END,
+                "UPDATE mapping_discovery_jobs SET status = CASE WHEN $3 AND attempts < 3 THEN $4 ELSE $5 END,
                     error = $2, lease_until = NULL,
                     finished_at = CASE WHEN $3 AND attempts < 3 THEN NULL ELSE now() END WHERE id = $1",
             )
             .bind(id)
             .bind(format!("{e:#}"))
             .bind(retry)
+            .bind(JobStatus::Queued)
+            .bind(JobStatus::Failed)
             .execute(pool)
             .await?;
             tracing::warn!(job.id = id, shop.id = %shop, error = format!("{e:#}"), "mapping discovery failed");

@@ -1,39 +1,34 @@
 //! The two incoming events, validated at the edge (domain's `from_json`), reduced to what coalescing needs.
 
+use dead_letters::DeadLetterKind;
 use domain::catalog::{InventoryUpdate, PriceUpdate};
 use domain::{HubId, Sku};
+use pg_enum::text_enum;
 use serde_json::{Value, json};
 
-/// Price and stock are coalesced separately: their versions are independent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Price,
-    Stock,
+text_enum! {
+    /// Price and stock are coalesced separately: their versions are independent. The `kind` column of
+    /// `catalog_sync_state`, `catalog_sync_dirty` and `catalog_sync_unmapped`, and of a parked update's payload.
+    pub enum Kind {
+        Price = "price",
+        Stock = "stock",
+    }
 }
 
 impl Kind {
-    /// The value of the `kind` columns.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Price => "price",
-            Kind::Stock => "stock",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "price" => Some(Kind::Price),
-            "stock" => Some(Kind::Stock),
-            _ => None,
-        }
-    }
-
     /// The dead letter `kind` (`dead_letters.kind`).
-    pub fn dead_letter_kind(self) -> &'static str {
+    pub fn dead_letter_kind(self) -> DeadLetterKind {
         match self {
-            Kind::Price => "price_update",
-            Kind::Stock => "inventory_update",
+            Kind::Price => DeadLetterKind::PriceUpdate,
+            Kind::Stock => DeadLetterKind::InventoryUpdate,
         }
+    }
+
+    /// The kind whose updates a dead letter of `kind` holds; `None` for another worker's letters.
+    pub fn of_dead_letter(kind: DeadLetterKind) -> Option<Kind> {
+        [Kind::Price, Kind::Stock]
+            .into_iter()
+            .find(|k| k.dead_letter_kind() == kind)
     }
 
     /// The event name, for messages.

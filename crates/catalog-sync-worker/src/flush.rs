@@ -202,7 +202,7 @@ impl Flusher {
             &self.pool,
             &self.owner,
             c.shop_id,
-            &c.kind,
+            c.kind,
             more_limit,
             self.settings.lease,
         )
@@ -216,7 +216,7 @@ impl Flusher {
     /// Sends one claimed item's pending models with `update_price` / `update_stock` and records what happened.
     #[tracing::instrument(skip_all, fields(shop.id = c.shop_id, item.id = c.item_id, kind = %c.kind))]
     async fn flush_item(&self, c: &Claimed, outlet: bool) -> anyhow::Result<()> {
-        let kind = kind_of(c)?;
+        let kind = c.kind;
         let mut work = self.prepare(c.clone(), outlet).await?;
         self.send_per_item(kind, &mut work).await?;
         self.finish(kind, vec![work]).await
@@ -227,7 +227,7 @@ impl Flusher {
     /// models, which one batch entry cannot hold).
     #[tracing::instrument(skip_all, fields(shop.id = batch[0].shop_id, kind = %batch[0].kind, items = batch.len()))]
     async fn flush_outlet(&self, batch: Vec<Claimed>) -> anyhow::Result<()> {
-        let kind = kind_of(&batch[0])?;
+        let kind = batch[0].kind;
         let shop = ShopId::from_i64(batch[0].shop_id)?;
         let mut done = Vec::with_capacity(batch.len());
         let mut entries = Vec::new();
@@ -612,11 +612,6 @@ impl Flusher {
         Ok(resp.failure_list)
     }
 }
-
-fn kind_of(c: &Claimed) -> anyhow::Result<Kind> {
-    Kind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("unknown kind {}", c.kind))
-}
-
 /// One `price_list` entry per row (one row per model for prices).
 fn price_list<'a>(rows: impl Iterator<Item = &'a PendingRow>) -> Result<Vec<PriceEntry>, ShopeeError> {
     rows.map(|r| {

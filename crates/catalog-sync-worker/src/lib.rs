@@ -333,7 +333,7 @@ impl Worker {
             .into_iter()
             .filter_map(|r| {
                 Some(events::Update {
-                    kind: Kind::parse(&r.kind)?,
+                    kind: r.kind,
                     event_id: r.event_id,
                     sku: domain::Sku::parse(&r.sku).ok()?,
                     hub_id: domain::HubId::parse(&r.hub_id).ok()?,

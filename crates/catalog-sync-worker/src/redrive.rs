@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use dead_letters::DeadLetter;
+use dead_letters::{DeadLetter, DeadLetterStatus};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -70,11 +70,12 @@ impl Redriver {
         let letters: Vec<DeadLetter> = sqlx::query_as(
             "SELECT id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at
              FROM dead_letters
-             WHERE source = $1 AND status = 'redriven' AND updated_at > now() - make_interval(secs => $2)
+             WHERE source = $1 AND status = $3 AND updated_at > now() - make_interval(secs => $2)
              ORDER BY id",
         )
         .bind(SOURCE)
         .bind(RESUME_WINDOW.as_secs_f64())
+        .bind(DeadLetterStatus::Redriven)
         .fetch_all(&self.pool)
         .await?;
         self.handle_all(letters).await
@@ -157,14 +158,11 @@ enum Letter {
 }
 
 fn read_letter(letter: &DeadLetter) -> Result<Letter, String> {
-    let kind = match letter.kind.as_str() {
-        "price_update" => Kind::Price,
-        "inventory_update" => Kind::Stock,
-        other => {
-            return Err(format!(
-                "dead letters of kind {other} cannot be redriven by {SOURCE}"
-            ));
-        }
+    let Some(kind) = Kind::of_dead_letter(letter.kind) else {
+        return Err(format!(
+            "dead letters of kind {} cannot be redriven by {SOURCE}",
+            letter.kind
+        ));
     };
     if letter.payload.get("version").is_some() {
         let p: ParkedUpdate = serde_json::from_value(letter.payload.clone())
@@ -188,7 +186,7 @@ fn read_letter(letter: &DeadLetter) -> Result<Letter, String> {
 /// The update a parked letter stands for.
 fn update_of(letter: &DeadLetter, p: &ParkedUpdate) -> Option<Update> {
     Some(Update {
-        kind: Kind::parse(&p.kind)?,
+        kind: p.kind,
         event_id: p
             .event_id
             .clone()
@@ -209,14 +207,15 @@ mod tests {
     use super::*;
 
     fn letter(kind: &str, payload: Value) -> DeadLetter {
+        let kind = kind.parse().unwrap();
         DeadLetter {
             id: 7,
             source: SOURCE.into(),
-            kind: kind.into(),
+            kind,
             reference: None,
             reason: "r".into(),
             payload,
-            status: "redriven".into(),
+            status: DeadLetterStatus::Redriven,
             attempts: 1,
             redrive_count: 1,
             created_at: Utc::now(),

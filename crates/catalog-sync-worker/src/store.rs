@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use dead_letters::DeadLetterStatus;
+use pg_enum::text_enum;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -11,6 +13,18 @@ use crate::events::{Kind, Update};
 use crate::resolve::{Resolution, Target};
 
 pub const SOURCE: &str = "catalog-sync-worker";
+
+text_enum! {
+    /// `catalog_sync_state.state`.
+    pub enum SyncState {
+        /// `newest_version` is not applied yet.
+        Pending = "pending",
+        /// It is.
+        Applied = "applied",
+        /// Shopee refused it for good (a dead letter holds it).
+        Parked = "parked",
+    }
+}
 
 /// An event that failed validation: parked as a dead letter and acked.
 #[derive(Debug, Clone)]
@@ -146,7 +160,7 @@ pub async fn record_in(
             shops.push(*shop);
             items.push(*item);
             models.push(*model);
-            kinds.push(kind.as_str());
+            kinds.push(*kind);
             locations.push(location.as_str());
             skus.push(u.sku.as_str());
             hubs.push(u.hub_id.as_str());
@@ -154,7 +168,7 @@ pub async fn record_in(
             values.push(u.value);
             events.push(u.event_id.as_str());
         }
-        let taken: Vec<(i64, i64, String)> = sqlx::query_as(
+        let taken: Vec<(i64, i64, Kind)> = sqlx::query_as(
             "INSERT INTO catalog_sync_state AS s
                 (shop_id, item_id, model_id, kind, location_id, sku, hub_id, newest_version, newest_value, newest_event_id)
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -162,7 +176,7 @@ pub async fn record_in(
              ON CONFLICT (shop_id, item_id, model_id, kind, location_id) DO UPDATE
                 SET sku = EXCLUDED.sku, hub_id = EXCLUDED.hub_id, newest_version = EXCLUDED.newest_version,
                     newest_value = EXCLUDED.newest_value, newest_event_id = EXCLUDED.newest_event_id,
-                    newest_at = now(), state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+                    newest_at = now(), state = $11, attempts = 0, last_error = NULL, updated_at = now()
                 WHERE EXCLUDED.newest_version > s.newest_version
              RETURNING shop_id, item_id, kind",
         )
@@ -176,11 +190,12 @@ pub async fn record_in(
         .bind(&versions)
         .bind(&values)
         .bind(&events)
+        .bind(SyncState::Pending)
         .fetch_all(&mut **tx)
         .await?;
         out.taken += taken.len();
         out.superseded += n - taken.len();
-        let dirty: BTreeSet<(i64, i64, String)> = taken.into_iter().collect();
+        let dirty: BTreeSet<(i64, i64, Kind)> = taken.into_iter().collect();
         mark_dirty(tx, &dirty, flush_window).await?;
     }
     if !unmapped.is_empty() {
@@ -194,7 +209,7 @@ pub async fn record_in(
             Vec::new(),
         );
         for ((kind, sku, hub), (u, reason)) in &unmapped {
-            kinds.push(kind.as_str());
+            kinds.push(*kind);
             skus.push(sku.as_str());
             hubs.push(hub.as_str());
             versions.push(u.version);
@@ -228,12 +243,12 @@ async fn already_parked(tx: &mut Transaction<'_, Postgres>, bad: &Invalid) -> Re
     let Some(message_id) = bad.payload.get("message_id").and_then(Value::as_str) else {
         return Ok(false);
     };
-    // Both forms use the partial index (source, kind, reference) WHERE status = 'parked'.
+    // Both forms can use the partial index (source, kind, reference) WHERE status = 'parked'.
     let sql = if bad.reference.is_some() {
-        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = 'parked'
+        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = $5
             AND reference = $3 AND payload->>'message_id' = $4)"
     } else {
-        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = 'parked'
+        "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE source = $1 AND kind = $2 AND status = $5
             AND reference IS NULL AND $3::text IS NULL AND payload->>'message_id' = $4)"
     };
     sqlx::query_scalar(sql)
@@ -241,6 +256,7 @@ async fn already_parked(tx: &mut Transaction<'_, Postgres>, bad: &Invalid) -> Re
         .bind(bad.kind.dead_letter_kind())
         .bind(bad.reference.as_deref())
         .bind(message_id)
+        .bind(DeadLetterStatus::Parked)
         .fetch_one(&mut **tx)
         .await
 }
@@ -249,7 +265,7 @@ async fn already_parked(tx: &mut Transaction<'_, Postgres>, bad: &Invalid) -> Re
 /// a steady stream of updates cannot postpone a flush).
 pub async fn mark_dirty(
     tx: &mut Transaction<'_, Postgres>,
-    dirty: &BTreeSet<(i64, i64, String)>,
+    dirty: &BTreeSet<(i64, i64, Kind)>,
     flush_window: Duration,
 ) -> Result<(), sqlx::Error> {
     if dirty.is_empty() {
@@ -257,7 +273,7 @@ pub async fn mark_dirty(
     }
     let shops: Vec<i64> = dirty.iter().map(|d| d.0).collect();
     let items: Vec<i64> = dirty.iter().map(|d| d.1).collect();
-    let kinds: Vec<&str> = dirty.iter().map(|d| d.2.as_str()).collect();
+    let kinds: Vec<Kind> = dirty.iter().map(|d| d.2).collect();
     sqlx::query(
         "INSERT INTO catalog_sync_dirty AS d (shop_id, item_id, kind, due_at)
          SELECT shop, item, kind, now() + make_interval(secs => $4)
@@ -276,7 +292,7 @@ pub async fn mark_dirty(
 /// A row waiting for its mapping.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnmappedRow {
-    pub kind: String,
+    pub kind: Kind,
     pub sku: String,
     pub hub_id: String,
     pub version: i64,
@@ -311,7 +327,7 @@ pub async fn apply_unmapped(
         sqlx::query(
             "DELETE FROM catalog_sync_unmapped WHERE kind = $1 AND sku = $2 AND hub_id = $3 AND version = $4",
         )
-        .bind(u.kind.as_str())
+        .bind(u.kind)
         .bind(u.sku.as_str())
         .bind(u.hub_id.as_str())
         .bind(u.version)
@@ -329,7 +345,7 @@ pub async fn apply_unmapped(
 pub struct Claimed {
     pub shop_id: i64,
     pub item_id: i64,
-    pub kind: String,
+    pub kind: Kind,
     pub seq: i64,
     pub attempts: i32,
 }
@@ -349,7 +365,7 @@ pub async fn claim_shop(
     pool: &PgPool,
     owner: &str,
     shop_id: i64,
-    kind: &str,
+    kind: Kind,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
@@ -361,7 +377,7 @@ async fn claim_where(
     owner: &str,
     limit: i64,
     lease: Duration,
-    shop_kind: Option<(i64, &str)>,
+    shop_kind: Option<(i64, Kind)>,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE catalog_sync_dirty d SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
@@ -409,12 +425,13 @@ pub async fn pending(pool: &PgPool, c: &Claimed) -> Result<Vec<PendingRow>, sqlx
     sqlx::query_as(
         "SELECT model_id, location_id, sku, hub_id, newest_version, newest_value, newest_event_id, attempts
          FROM catalog_sync_state
-         WHERE shop_id = $1 AND item_id = $2 AND kind = $3 AND state = 'pending'
+         WHERE shop_id = $1 AND item_id = $2 AND kind = $3 AND state = $4
          ORDER BY model_id, location_id",
     )
     .bind(c.shop_id)
     .bind(c.item_id)
-    .bind(&c.kind)
+    .bind(c.kind)
+    .bind(SyncState::Pending)
     .fetch_all(pool)
     .await
 }
@@ -441,7 +458,7 @@ pub async fn settle(
         RowOutcome::Applied => {
             sqlx::query(
                 "UPDATE catalog_sync_state SET applied_version = $6, applied_value = $7, applied_at = now(),
-                    state = CASE WHEN newest_version = $6 THEN 'applied' ELSE state END,
+                    state = CASE WHEN newest_version = $6 THEN $8 ELSE state END,
                     attempts = CASE WHEN newest_version = $6 THEN 0 ELSE attempts END, last_error = NULL,
                     updated_at = now()
                  WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5
@@ -450,10 +467,11 @@ pub async fn settle(
             .bind(c.shop_id)
             .bind(c.item_id)
             .bind(row.model_id)
-            .bind(&c.kind)
+            .bind(c.kind)
             .bind(&row.location_id)
             .bind(row.newest_version)
             .bind(row.newest_value)
+            .bind(SyncState::Applied)
             .execute(&mut **tx)
             .await?;
         }
@@ -461,37 +479,40 @@ pub async fn settle(
             sqlx::query(
                 "UPDATE catalog_sync_state SET attempts = attempts + 1, last_error = $7, updated_at = now()
                  WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5
-                   AND newest_version = $6 AND state = 'pending'",
+                   AND newest_version = $6 AND state = $8",
             )
             .bind(c.shop_id)
             .bind(c.item_id)
             .bind(row.model_id)
-            .bind(&c.kind)
+            .bind(c.kind)
             .bind(&row.location_id)
             .bind(row.newest_version)
             .bind(reason)
+            .bind(SyncState::Pending)
             .execute(&mut **tx)
             .await?;
         }
         RowOutcome::Permanent(reason) => {
             let parked = sqlx::query(
-                "UPDATE catalog_sync_state SET state = 'parked', attempts = attempts + 1, last_error = $7,
+                "UPDATE catalog_sync_state SET state = $8, attempts = attempts + 1, last_error = $7,
                     updated_at = now()
                  WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5
-                   AND newest_version = $6 AND state = 'pending'",
+                   AND newest_version = $6 AND state = $9",
             )
             .bind(c.shop_id)
             .bind(c.item_id)
             .bind(row.model_id)
-            .bind(&c.kind)
+            .bind(c.kind)
             .bind(&row.location_id)
             .bind(row.newest_version)
             .bind(reason)
+            .bind(SyncState::Parked)
+            .bind(SyncState::Pending)
             .execute(&mut **tx)
             .await?
             .rows_affected();
             if parked == 1 {
-                let kind = Kind::parse(&c.kind).unwrap_or(Kind::Price);
+                let kind = c.kind;
                 let reference = format!("{}@{}", row.sku, row.hub_id);
                 // A redriven update that Shopee refuses again goes back to its own dead letter.
                 if repark_redriven(tx, kind, &reference, row.newest_version, reason).await? {
@@ -501,7 +522,7 @@ pub async fn settle(
                     shop_id: c.shop_id,
                     item_id: c.item_id,
                     model_id: row.model_id,
-                    kind: c.kind.clone(),
+                    kind: c.kind,
                     location_id: row.location_id.clone(),
                     sku: row.sku.clone(),
                     hub_id: row.hub_id.clone(),
@@ -534,8 +555,7 @@ pub struct ParkedUpdate {
     pub shop_id: i64,
     pub item_id: i64,
     pub model_id: i64,
-    /// `price` or `stock`.
-    pub kind: String,
+    pub kind: Kind,
     pub location_id: String,
     pub sku: String,
     pub hub_id: String,
@@ -558,13 +578,14 @@ async fn repark_redriven(
 ) -> Result<bool, sqlx::Error> {
     let id: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM dead_letters
-         WHERE source = $1 AND status = 'redriven' AND kind = $2 AND reference = $3 AND payload->>'version' = $4
+         WHERE source = $1 AND status = $5 AND kind = $2 AND reference = $3 AND payload->>'version' = $4
          ORDER BY id DESC LIMIT 1 FOR UPDATE",
     )
     .bind(SOURCE)
     .bind(kind.dead_letter_kind())
     .bind(reference)
     .bind(version.to_string())
+    .bind(DeadLetterStatus::Redriven)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else { return Ok(false) };
@@ -588,23 +609,25 @@ pub async fn rearm_parked(
     flush_window: Duration,
 ) -> Result<bool, sqlx::Error> {
     let rearmed = sqlx::query(
-        "UPDATE catalog_sync_state SET state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+        "UPDATE catalog_sync_state SET state = $7, attempts = 0, last_error = NULL, updated_at = now()
          WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4 AND location_id = $5
-           AND state = 'parked' AND newest_version = $6",
+           AND state = $8 AND newest_version = $6",
     )
     .bind(p.shop_id)
     .bind(p.item_id)
     .bind(p.model_id)
-    .bind(&p.kind)
+    .bind(p.kind)
     .bind(&p.location_id)
     .bind(p.version)
+    .bind(SyncState::Pending)
+    .bind(SyncState::Parked)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     if rearmed == 0 {
         return Ok(false);
     }
-    let dirty = BTreeSet::from([(p.shop_id, p.item_id, p.kind.clone())]);
+    let dirty = BTreeSet::from([(p.shop_id, p.item_id, p.kind)]);
     mark_dirty(tx, &dirty, flush_window).await?;
     Ok(true)
 }
@@ -618,7 +641,7 @@ pub async fn newest_version(pool: &PgPool, p: &ParkedUpdate) -> Result<Option<i6
     .bind(p.shop_id)
     .bind(p.item_id)
     .bind(p.model_id)
-    .bind(&p.kind)
+    .bind(p.kind)
     .bind(&p.location_id)
     .fetch_optional(pool)
     .await
@@ -640,7 +663,7 @@ pub async fn release(
         )
         .bind(c.shop_id)
         .bind(c.item_id)
-        .bind(&c.kind)
+        .bind(c.kind)
         .bind(wait.as_secs_f64())
         .execute(&mut **tx)
         .await?;
@@ -649,12 +672,13 @@ pub async fn release(
     let deleted = sqlx::query(
         "DELETE FROM catalog_sync_dirty d WHERE shop_id = $1 AND item_id = $2 AND kind = $3 AND seq = $4
            AND NOT EXISTS (SELECT 1 FROM catalog_sync_state s WHERE s.shop_id = $1 AND s.item_id = $2
-                           AND s.kind = $3 AND s.state = 'pending')",
+                           AND s.kind = $3 AND s.state = $5)",
     )
     .bind(c.shop_id)
     .bind(c.item_id)
-    .bind(&c.kind)
+    .bind(c.kind)
     .bind(c.seq)
+    .bind(SyncState::Pending)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -666,7 +690,7 @@ pub async fn release(
         )
         .bind(c.shop_id)
         .bind(c.item_id)
-        .bind(&c.kind)
+        .bind(c.kind)
         .bind(flush_window.as_secs_f64())
         .execute(&mut **tx)
         .await?;
@@ -684,14 +708,15 @@ pub async fn unmap(
 ) -> Result<(), sqlx::Error> {
     let deleted = sqlx::query(
         "DELETE FROM catalog_sync_state WHERE shop_id = $1 AND item_id = $2 AND model_id = $3 AND kind = $4
-           AND location_id = $5 AND newest_version = $6 AND state = 'pending'",
+           AND location_id = $5 AND newest_version = $6 AND state = $7",
     )
     .bind(c.shop_id)
     .bind(c.item_id)
     .bind(row.model_id)
-    .bind(&c.kind)
+    .bind(c.kind)
     .bind(&row.location_id)
     .bind(row.newest_version)
+    .bind(SyncState::Pending)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -704,7 +729,7 @@ pub async fn unmap(
                     reason = EXCLUDED.reason, updated_at = now()
                 WHERE EXCLUDED.version > u.version",
         )
-        .bind(&c.kind)
+        .bind(c.kind)
         .bind(&row.sku)
         .bind(&row.hub_id)
         .bind(row.newest_version)
@@ -715,4 +740,25 @@ pub async fn unmap(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `kind` and `state` CHECK of the catalog tables holds the enums' spellings.
+    #[test]
+    fn spellings_match_the_migration() {
+        let sql = include_str!("../../../migrations/20261126000040_catalog_sync.sql");
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let kind_lists = pg_enum::check_lists(sql, "kind");
+        assert_eq!(
+            kind_lists.len(),
+            3,
+            "catalog_sync_state, catalog_sync_dirty, catalog_sync_unmapped"
+        );
+        assert!(kind_lists.iter().all(|l| *l == kinds), "{kind_lists:?}");
+        let states: Vec<&str> = SyncState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pg_enum::check_lists(sql, "state"), vec![states]);
+    }
 }

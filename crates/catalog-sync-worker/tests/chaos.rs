@@ -580,7 +580,7 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
     let refused_key = |d: &dead_letters::DeadLetter| -> Option<(usize, bool)> {
         let sku = d.reference.as_deref()?.split('@').next()?;
         let n: usize = sku.rsplit('-').next()?.parse().ok()?;
-        Some((n, d.kind == "price_update"))
+        Some((n, d.kind.as_str() == "price_update"))
     };
     let parked: BTreeMap<(usize, bool), &dead_letters::DeadLetter> =
         dead.iter().filter_map(|d| Some((refused_key(d)?, d))).collect();
@@ -673,9 +673,9 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
                 }
             };
             let ok = if lifted.contains(&key.0) {
-                d.status == "redriven" && value_ok
+                d.status.as_str() == "redriven" && value_ok
             } else {
-                d.status == "parked" && d.attempts == 2
+                d.status.as_str() == "parked" && d.attempts == 2
             };
             done += usize::from(ok);
         }
@@ -683,11 +683,14 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
     })
     .await;
     let after = stack.dead_letters().await;
-    let applied_after = after.iter().filter(|d| d.status == "redriven").count() as u64;
+    let applied_after = after.iter().filter(|d| d.status.as_str() == "redriven").count() as u64;
     let parked_again = after
         .iter()
         .filter(|d| {
-            d.status == "parked" && d.attempts == 2 && d.redrive_count == 1 && d.reason.contains("(error_")
+            d.status.as_str() == "parked"
+                && d.attempts == 2
+                && d.redrive_count == 1
+                && d.reason.contains("(error_")
         })
         .count() as u64;
     report.count("applied after redrive", applied_after);

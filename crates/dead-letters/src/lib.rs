@@ -5,20 +5,48 @@
 //! [`take_redrive_requests`] (which marks them `redriven`) and parks again with [`repark`] what fails again.
 
 use chrono::{DateTime, Utc};
+use pg_enum::text_enum;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
+
+text_enum! {
+    /// `dead_letters.status`: parked, until an operator asks for a redrive, which the owning worker takes.
+    pub enum DeadLetterStatus {
+        Parked = "parked",
+        /// Asked for through campaign-api; the owning worker (by `source`) picks it up.
+        RedriveRequested = "redrive_requested",
+        /// Taken by the owning worker; parked again if it fails again.
+        Redriven = "redriven",
+    }
+}
+
+text_enum! {
+    /// `dead_letters.kind`: what the parked work is.
+    pub enum DeadLetterKind {
+        /// order-publisher: a push it could not handle.
+        InboxPush = "inbox_push",
+        /// order-publisher: an order it could not turn into a `new_order`.
+        Order = "order",
+        /// catalog-sync-worker: a `PriceUpdateEvent`.
+        PriceUpdate = "price_update",
+        /// catalog-sync-worker: an `InventoryUpdateEvent`.
+        InventoryUpdate = "inventory_update",
+        /// delivery-status-consumer: a fleet event.
+        DeliveryEvent = "delivery_event",
+    }
+}
 
 /// One parked piece of work.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
     pub source: String,
-    pub kind: String,
+    pub kind: DeadLetterKind,
     pub reference: Option<String>,
     pub reason: String,
     pub payload: Value,
-    pub status: String,
+    pub status: DeadLetterStatus,
     pub attempts: i32,
     pub redrive_count: i32,
     pub created_at: DateTime<Utc>,
@@ -29,8 +57,8 @@ pub struct DeadLetter {
 pub struct Park<'a> {
     /// The owning worker, e.g. `order-publisher`.
     pub source: &'a str,
-    /// What it is, e.g. `order`, `price_update`, `delivery_event`.
-    pub kind: &'a str,
+    /// What it is.
+    pub kind: DeadLetterKind,
     /// A human handle, e.g. `900001:2511250ABCDEF`.
     pub reference: Option<&'a str>,
     /// Why, in words an operator understands. Never secrets or buyer data.
@@ -54,12 +82,12 @@ pub async fn park(db: impl PgExecutor<'_>, p: Park<'_>) -> Result<i64, sqlx::Err
     .bind(p.attempts)
     .fetch_one(db)
     .await?;
-    metrics::counter!("dead_letters_total", "source" => p.source.to_owned(), "kind" => p.kind.to_owned())
+    metrics::counter!("dead_letters_total", "source" => p.source.to_owned(), "kind" => p.kind.as_str())
         .increment(1);
     tracing::warn!(
         dead_letter.id = id,
         source = p.source,
-        kind = p.kind,
+        kind = p.kind.as_str(),
         reference = p.reference,
         reason = p.reason,
         "work parked as a dead letter"
@@ -71,6 +99,8 @@ pub async fn park(db: impl PgExecutor<'_>, p: Park<'_>) -> Result<i64, sqlx::Err
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub source: Option<String>,
+    /// One of [`DeadLetterStatus`]'s spellings (campaign-api passes the query parameter through); any other text
+    /// matches nothing.
     pub status: Option<String>,
     /// Only ids greater than this (pagination cursor).
     pub after_id: Option<i64>,
@@ -78,6 +108,16 @@ pub struct Filter {
 }
 
 pub async fn list(pool: &PgPool, f: &Filter) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    let status = match f
+        .status
+        .as_deref()
+        .map(str::parse::<DeadLetterStatus>)
+        .transpose()
+    {
+        Ok(status) => status,
+        // No row can hold it (CHECK).
+        Err(_) => return Ok(Vec::new()),
+    };
     sqlx::query_as(
         "SELECT id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at
          FROM dead_letters
@@ -85,7 +125,7 @@ pub async fn list(pool: &PgPool, f: &Filter) -> Result<Vec<DeadLetter>, sqlx::Er
          ORDER BY id LIMIT $4",
     )
     .bind(f.source.as_deref())
-    .bind(f.status.as_deref())
+    .bind(status)
     .bind(f.after_id)
     .bind(f.limit.clamp(1, 500))
     .fetch_all(pool)
@@ -104,13 +144,13 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<DeadLetter>, sqlx::Err
 
 /// Asks the owning worker to try again. `false` when there is no such parked letter.
 pub async fn request_redrive(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE dead_letters SET status = 'redrive_requested', updated_at = now()
-         WHERE id = $1 AND status = 'parked'",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
+    let updated =
+        sqlx::query("UPDATE dead_letters SET status = $2, updated_at = now() WHERE id = $1 AND status = $3")
+            .bind(id)
+            .bind(DeadLetterStatus::RedriveRequested)
+            .bind(DeadLetterStatus::Parked)
+            .execute(pool)
+            .await?;
     Ok(updated.rows_affected() == 1)
 }
 
@@ -122,13 +162,15 @@ pub async fn take_redrive_requests(
     limit: i64,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE dead_letters SET status = 'redriven', redrive_count = redrive_count + 1, updated_at = now()
-         WHERE id IN (SELECT id FROM dead_letters WHERE source = $1 AND status = 'redrive_requested'
+        "UPDATE dead_letters SET status = $3, redrive_count = redrive_count + 1, updated_at = now()
+         WHERE id IN (SELECT id FROM dead_letters WHERE source = $1 AND status = $4
                       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id, source, kind, reference, reason, payload, status, attempts, redrive_count, created_at, updated_at",
     )
     .bind(source)
     .bind(limit)
+    .bind(DeadLetterStatus::Redriven)
+    .bind(DeadLetterStatus::RedriveRequested)
     .fetch_all(pool)
     .await
 }
@@ -136,11 +178,12 @@ pub async fn take_redrive_requests(
 /// The redriven work failed again: parked with the new reason.
 pub async fn repark(db: impl sqlx::PgExecutor<'_>, id: i64, reason: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, updated_at = now()
+        "UPDATE dead_letters SET status = $3, reason = $2, attempts = attempts + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
     .bind(reason)
+    .bind(DeadLetterStatus::Parked)
     .execute(db)
     .await
     .map(|_| ())
@@ -148,7 +191,8 @@ pub async fn repark(db: impl sqlx::PgExecutor<'_>, id: i64, reason: &str) -> Res
 
 /// Parked letters per source (for the dead-letter gauge).
 pub async fn parked_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT source, count(*) FROM dead_letters WHERE status = 'parked' GROUP BY source")
+    sqlx::query_as("SELECT source, count(*) FROM dead_letters WHERE status = $1 GROUP BY source")
+        .bind(DeadLetterStatus::Parked)
         .fetch_all(pool)
         .await
 }
@@ -165,7 +209,7 @@ mod tests {
             &db.pool,
             Park {
                 source: "order-publisher",
-                kind: "order",
+                kind: DeadLetterKind::Order,
                 reference: Some("1:ABC"),
                 reason: "item deleted",
                 payload: &payload,
@@ -211,8 +255,32 @@ mod tests {
         repark(&db.pool, id, "still deleted").await.unwrap();
         let again = get(&db.pool, id).await.unwrap().unwrap();
         assert_eq!(
-            (again.status.as_str(), again.reason.as_str(), again.attempts),
-            ("parked", "still deleted", 2)
+            (again.status, again.reason.as_str(), again.attempts),
+            (DeadLetterStatus::Parked, "still deleted", 2)
         );
+        assert!(
+            list(
+                &db.pool,
+                &Filter {
+                    status: Some("lost".into()),
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    /// The stored spellings are the migrations' CHECK lists.
+    #[test]
+    fn spellings_match_the_migrations() {
+        let statuses: Vec<&str> = DeadLetterStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let created = include_str!("../../../migrations/20261126000020_orders_outbox_dead_letters.sql");
+        assert_eq!(pg_enum::check_lists(created, "status"), vec![statuses]);
+        let kinds: Vec<&str> = DeadLetterKind::ALL.iter().map(|s| s.as_str()).collect();
+        let checked = include_str!("../../../migrations/20261126000090_states_checked.sql");
+        assert_eq!(pg_enum::check_lists(checked, "kind"), vec![kinds]);
     }
 }

@@ -1,13 +1,15 @@
 //! PostgreSQL: the orders' delivery state (forward-only, compare-and-set) and this worker's dead letters.
 
+use dead_letters::{DeadLetterKind, DeadLetterStatus};
 use domain::delivery::DeliveryState;
 use domain::{OrderSn, ShopId};
+use pg_enum::Text;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 /// The `dead_letters.source` of this worker.
 pub const SOURCE: &str = "delivery-status-consumer";
 /// The `dead_letters.kind` of every row it parks.
-pub const KIND: &str = "delivery_event";
+pub const KIND: DeadLetterKind = DeadLetterKind::DeliveryEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,10 +77,12 @@ impl Store {
             problem,
         };
         let shop_id: i64 = row.try_get("shop_id")?;
-        let state: String = row.try_get("delivery_state")?;
+        let Text(state): Text<DeliveryState> = row
+            .try_get("delivery_state")
+            .map_err(|e| corrupt(e.to_string()))?;
         Ok(Some(OrderRow {
             shop_id: ShopId::from_i64(shop_id).map_err(|e| corrupt(e.to_string()))?,
-            state: DeliveryState::parse(&state).map_err(|e| corrupt(e.to_string()))?,
+            state,
             ordr_order_id: row.try_get("ordr_order_id")?,
         }))
     }
@@ -98,8 +102,8 @@ impl Store {
              WHERE order_sn = $1 AND delivery_state = $2",
         )
         .bind(order_sn.as_str())
-        .bind(from.as_str())
-        .bind(to.as_str())
+        .bind(Text(from))
+        .bind(Text(to))
         .bind(ordr_order_id)
         .execute(&self.pool)
         .await?;
@@ -125,12 +129,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let bumped = sqlx::query(
             "UPDATE dead_letters SET attempts = attempts + 1, reason = $3, updated_at = now() \
-             WHERE source = $1 AND kind = $2 AND reference = $4 AND status = 'parked'",
+             WHERE source = $1 AND kind = $2 AND reference = $4 AND status = $5",
         )
         .bind(SOURCE)
         .bind(KIND)
         .bind(reason)
         .bind(reference)
+        .bind(DeadLetterStatus::Parked)
         .execute(&mut *tx)
         .await?;
         if bumped.rows_affected() == 0 {
@@ -146,7 +151,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        metrics::counter!("dead_letters_total", "source" => SOURCE, "kind" => KIND).increment(1);
+        metrics::counter!("dead_letters_total", "source" => SOURCE, "kind" => KIND.as_str()).increment(1);
         Ok(())
     }
 
@@ -156,11 +161,12 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, payload FROM dead_letters \
-             WHERE source = $1 AND status = 'redrive_requested' \
+             WHERE source = $1 AND status = $3 \
              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(SOURCE)
         .bind(limit)
+        .bind(DeadLetterStatus::RedriveRequested)
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -182,25 +188,40 @@ impl Store {
         match parked_again {
             None => {
                 sqlx::query(
-                    "UPDATE dead_letters SET status = 'redriven', redrive_count = redrive_count + 1, updated_at = now() \
+                    "UPDATE dead_letters SET status = $2, redrive_count = redrive_count + 1, updated_at = now() \
                      WHERE id = $1",
                 )
                 .bind(id)
+                .bind(DeadLetterStatus::Redriven)
                 .execute(&mut **tx)
                 .await?;
             }
             Some(reason) => {
                 sqlx::query(
-                    "UPDATE dead_letters SET status = 'parked', reason = $2, attempts = attempts + 1, \
+                    "UPDATE dead_letters SET status = $3, reason = $2, attempts = attempts + 1, \
                        redrive_count = redrive_count + 1, updated_at = now() \
                      WHERE id = $1",
                 )
                 .bind(id)
                 .bind(reason)
+                .bind(DeadLetterStatus::Parked)
                 .execute(&mut **tx)
                 .await?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `orders.delivery_state`'s CHECK holds `domain`'s spellings.
+    #[test]
+    fn delivery_states_match_the_migration() {
+        let sql = include_str!("../../../migrations/20261126000020_orders_outbox_dead_letters.sql");
+        let states: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pg_enum::check_lists(sql, "delivery_state"), vec![states]);
     }
 }

@@ -23,6 +23,16 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
+    /// Every state; `orders.delivery_state`'s CHECK holds the same spellings (bound with `pg_enum::Text`).
+    pub const ALL: &'static [Self] = &[
+        Self::ReadyToShip,
+        Self::Arranged,
+        Self::PickedUp,
+        Self::Delivered,
+        Self::DeliveryFailed,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ReadyToShip => "ready_to_ship",
@@ -63,6 +73,19 @@ impl DeliveryState {
 
     pub fn is_final(self) -> bool {
         self.rank() == 3
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Self::parse(s)
+    }
+}
+
+impl AsRef<str> for DeliveryState {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 

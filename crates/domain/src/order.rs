@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{HubId, ItemId, ModelId, Money, OrderSn, ParseError, ShopId, Sku};
 
-/// Shopee's order status.
+/// Shopee's order status: the one type for it, on the wire (`shopee-client` re-exports it as
+/// `api::order::OrderStatus`), in pushes (`push-inbox`) and in `orders.shopee_status` / `push_inbox.order_status`
+/// (bound with `pg_enum::Text`; the CHECK lists are in `20261126000090_states_checked.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ShopeeOrderStatus {
@@ -20,13 +22,44 @@ pub enum ShopeeOrderStatus {
     Cancelled,
     ToReturn,
     Completed,
+    /// Brazil: waiting for the NF-e.
     InvoicePending,
+    /// Sent only with `request_order_status_pending=true` (Shopee's migration flag); never requested here.
+    Pending,
+    /// A status Shopee added after this code was written: recorded, never acted on.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ShopeeOrderStatus {
+    pub const ALL: &'static [Self] = &[
+        Self::Unpaid,
+        Self::ReadyToShip,
+        Self::Processed,
+        Self::RetryShip,
+        Self::Shipped,
+        Self::ToConfirmReceive,
+        Self::InCancel,
+        Self::Cancelled,
+        Self::ToReturn,
+        Self::Completed,
+        Self::InvoicePending,
+        Self::Pending,
+        Self::Unknown,
+    ];
+
+    /// The exact spelling; an unknown one is an error (use [`ShopeeOrderStatus::lenient`] for Shopee's input).
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        serde_json::from_value(serde_json::Value::String(raw.to_owned()))
-            .map_err(|_| ParseError::new("order status", format!("unknown Shopee order status `{raw}`")))
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| ParseError::new("order status", format!("unknown Shopee order status `{raw}`")))
+    }
+
+    /// What Shopee sent, as the wire reads it: a status this code does not know is `Unknown`.
+    pub fn lenient(raw: &str) -> Self {
+        Self::parse(raw).unwrap_or(Self::Unknown)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +75,8 @@ impl ShopeeOrderStatus {
             Self::ToReturn => "TO_RETURN",
             Self::Completed => "COMPLETED",
             Self::InvoicePending => "INVOICE_PENDING",
+            Self::Pending => "PENDING",
+            Self::Unknown => "UNKNOWN",
         }
     }
 
@@ -54,6 +89,25 @@ impl ShopeeOrderStatus {
 
     pub fn is_cancellation(self) -> bool {
         matches!(self, Self::InCancel | Self::Cancelled)
+    }
+}
+
+impl std::str::FromStr for ShopeeOrderStatus {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Self::parse(s)
+    }
+}
+
+impl AsRef<str> for ShopeeOrderStatus {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for ShopeeOrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -164,6 +218,21 @@ mod tests {
         );
         assert!(ShopeeOrderStatus::parse("ready_to_ship").is_err());
         assert_eq!(ShopeeOrderStatus::InvoicePending.as_str(), "INVOICE_PENDING");
+        assert_eq!(
+            ShopeeOrderStatus::lenient("SOMETHING_NEW"),
+            ShopeeOrderStatus::Unknown
+        );
+    }
+
+    /// One spelling per status, the same in `as_str` and on the wire (serde), and unknown wire values are `Unknown`.
+    #[test]
+    fn spellings_agree_with_the_wire() {
+        for s in ShopeeOrderStatus::ALL {
+            assert_eq!(ShopeeOrderStatus::parse(s.as_str()).unwrap(), *s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        let later: ShopeeOrderStatus = serde_json::from_str("\"SOMETHING_NEW\"").unwrap();
+        assert_eq!(later, ShopeeOrderStatus::Unknown);
     }
 
     #[test]

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
-use dead_letters::Park;
-use domain::order::NewOrderEvent;
+use dead_letters::{DeadLetterKind, Park};
+use domain::order::{NewOrderEvent, ShopeeOrderStatus};
 use domain::{HubId, ItemId, ModelId, OrderSn, ShopId, Sku};
+use pg_enum::{Text, text_enum};
 use product_mapping::{Hubs, Mappings};
-use push_inbox::{ClaimedPush, Inbox};
+use push_inbox::{ClaimedPush, Inbox, PushKind};
 use serde_json::json;
-use shopee_client::api::order::{OptionalField, OrderDetail, OrderStatus};
+use shopee_client::api::order::{OptionalField, OrderDetail};
 use shopee_client::{ErrorKind, ShopeeClient};
 use sqlx::PgPool;
 use tracing::Instrument as _;
@@ -36,6 +37,20 @@ pub struct Intake {
     /// Full topic path (`projects/../topics/..`).
     pub topic: String,
     pub batch_size: i64,
+}
+
+text_enum! {
+    /// `orders.intake_state`: received (seen, not actionable yet) -> needs_mapping | published; parked when it
+    /// cannot be handled.
+    pub enum IntakeState {
+        Received = "received",
+        /// Waiting for a product or hub mapping (`orders.detail` says which).
+        NeedsMapping = "needs_mapping",
+        /// Its `new_order` is in the outbox.
+        Published = "published",
+        /// A dead letter holds it.
+        Parked = "parked",
+    }
 }
 
 /// What happened to one order.
@@ -66,13 +81,6 @@ fn backoff(attempts: i32) -> Duration {
     base.min(Duration::from_secs(300))
 }
 
-fn publishes(status: OrderStatus) -> bool {
-    matches!(
-        status,
-        OrderStatus::ReadyToShip | OrderStatus::Processed | OrderStatus::RetryShip
-    )
-}
-
 impl Intake {
     /// Handles one batch of pending pushes; returns how many were claimed.
     pub async fn tick(&self) -> anyhow::Result<usize> {
@@ -85,18 +93,16 @@ impl Intake {
         // (shop, order_sn) -> inbox rows asking for its detail.
         let mut wanted: BTreeMap<ShopId, BTreeMap<OrderSn, Vec<ClaimedPush>>> = BTreeMap::new();
         for push in claimed {
-            let order = push
-                .shop_id
-                .and_then(|s| ShopId::from_i64(s).ok())
-                .zip(push.order_sn.as_deref().and_then(|sn| OrderSn::parse(sn).ok()))
-                .filter(|_| push.code == Some(3));
-            let Some((shop, order_sn)) = order else {
+            let (Some(shop), PushKind::OrderStatus(order)) = (push.shop_id, &push.kind) else {
                 // Not an order status push (tracking number, shop authorization, unknown codes): recorded only.
                 done.push(push.id);
                 continue;
             };
-            let status = push.order_status.as_deref().unwrap_or_default();
-            match self.record_status(shop, &order_sn, status, &push).await? {
+            let order_sn = order.order_sn.clone();
+            match self
+                .record_status(shop, &order_sn, order.status, order.update_time)
+                .await?
+            {
                 Next::Done => done.push(push.id),
                 Next::FetchDetail => wanted
                     .entry(shop)
@@ -118,10 +124,10 @@ impl Intake {
         &self,
         shop: ShopId,
         sn: &OrderSn,
-        status: &str,
-        push: &ClaimedPush,
+        status: ShopeeOrderStatus,
+        update_time: Option<i64>,
     ) -> anyhow::Result<Next> {
-        let state: String = sqlx::query_scalar(
+        let state: IntakeState = sqlx::query_scalar(
             "INSERT INTO orders (shop_id, order_sn, shopee_status, shopee_update_time) VALUES ($1, $2, $3, $4)
              ON CONFLICT (shop_id, order_sn) DO UPDATE
                 SET shopee_status = CASE WHEN orders.shopee_update_time IS NULL OR EXCLUDED.shopee_update_time IS NULL
@@ -133,13 +139,12 @@ impl Intake {
         )
         .bind(shop.as_i64())
         .bind(sn.as_str())
-        .bind(status)
-        .bind(push.update_time)
+        .bind(Text(status))
+        .bind(update_time)
         .fetch_one(&self.pool)
         .await?;
-        let parsed = domain::order::ShopeeOrderStatus::parse(status).ok();
-        if state == "published" {
-            if parsed.is_some_and(|s| s.is_cancellation()) {
+        if state == IntakeState::Published {
+            if status.is_cancellation() {
                 sqlx::query(
                     "UPDATE orders SET cancelled_after_publish_at = COALESCE(cancelled_after_publish_at, now()),
                             updated_at = now()
@@ -155,7 +160,7 @@ impl Intake {
             return Ok(Next::Done);
         }
         // Only READY_TO_SHIP (or a later pre-shipping status, in case that push was lost) needs the detail.
-        Ok(if parsed.is_some_and(|s| s.publishes_new_order()) {
+        Ok(if status.publishes_new_order() {
             Next::FetchDetail
         } else {
             Next::Done
@@ -236,7 +241,7 @@ impl Intake {
     /// One order detail: publish, wait for a mapping, or record.
     pub async fn accept(&self, shop: ShopId, detail: &OrderDetail) -> anyhow::Result<Outcome> {
         let sn = &detail.order_sn;
-        if !publishes(detail.order_status) {
+        if !detail.order_status.publishes_new_order() {
             // The push said READY_TO_SHIP but Shopee now says otherwise (e.g. already cancelled): recorded only.
             return Ok(Outcome::NotActionable);
         }
@@ -312,7 +317,7 @@ impl Intake {
         .await?
         .rows_affected();
         sqlx::query(
-            "UPDATE orders SET intake_state = 'published', published_at = COALESCE(published_at, now()),
+            "UPDATE orders SET intake_state = $5, published_at = COALESCE(published_at, now()),
                     hub_id = $3, new_order_event_id = COALESCE(new_order_event_id, $4), detail = NULL, updated_at = now()
              WHERE shop_id = $1 AND order_sn = $2",
         )
@@ -320,6 +325,7 @@ impl Intake {
         .bind(sn.as_str())
         .bind(hub.as_str())
         .bind(event_id)
+        .bind(IntakeState::Published)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -334,12 +340,14 @@ impl Intake {
     async fn needs_mapping(&self, shop: ShopId, sn: &OrderSn, why: &str) -> anyhow::Result<()> {
         tracing::warn!(reason = why, "order waits for a mapping");
         sqlx::query(
-            "UPDATE orders SET intake_state = 'needs_mapping', detail = $3, updated_at = now()
-             WHERE shop_id = $1 AND order_sn = $2 AND intake_state <> 'published'",
+            "UPDATE orders SET intake_state = $4, detail = $3, updated_at = now()
+             WHERE shop_id = $1 AND order_sn = $2 AND intake_state <> $5",
         )
         .bind(shop.as_i64())
         .bind(sn.as_str())
         .bind(why)
+        .bind(IntakeState::NeedsMapping)
+        .bind(IntakeState::Published)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -353,7 +361,7 @@ impl Intake {
             &mut *tx,
             Park {
                 source: SOURCE,
-                kind: "order",
+                kind: DeadLetterKind::Order,
                 reference: Some(&reference),
                 reason,
                 payload: &payload,
@@ -362,12 +370,14 @@ impl Intake {
         )
         .await?;
         sqlx::query(
-            "UPDATE orders SET intake_state = 'parked', detail = $3, updated_at = now()
-             WHERE shop_id = $1 AND order_sn = $2 AND intake_state <> 'published'",
+            "UPDATE orders SET intake_state = $4, detail = $3, updated_at = now()
+             WHERE shop_id = $1 AND order_sn = $2 AND intake_state <> $5",
         )
         .bind(shop.as_i64())
         .bind(sn.as_str())
         .bind(reason)
+        .bind(IntakeState::Parked)
+        .bind(IntakeState::Published)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -394,9 +404,10 @@ impl Intake {
     /// Orders in `needs_mapping`, oldest first.
     pub async fn needs_mapping_orders(&self, limit: i64) -> anyhow::Result<Vec<(ShopId, OrderSn)>> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT shop_id, order_sn FROM orders WHERE intake_state = 'needs_mapping' ORDER BY updated_at LIMIT $1",
+            "SELECT shop_id, order_sn FROM orders WHERE intake_state = $2 ORDER BY updated_at LIMIT $1",
         )
         .bind(limit)
+        .bind(IntakeState::NeedsMapping)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -423,11 +434,13 @@ impl Intake {
             match shop.zip(sn) {
                 Some((shop, sn)) => {
                     sqlx::query(
-                        "UPDATE orders SET intake_state = 'received', updated_at = now()
-                         WHERE shop_id = $1 AND order_sn = $2 AND intake_state = 'parked'",
+                        "UPDATE orders SET intake_state = $3, updated_at = now()
+                         WHERE shop_id = $1 AND order_sn = $2 AND intake_state = $4",
                     )
                     .bind(shop.as_i64())
                     .bind(sn.as_str())
+                    .bind(IntakeState::Received)
+                    .bind(IntakeState::Parked)
                     .execute(&self.pool)
                     .await?;
                     orders.push((shop, sn));
@@ -446,4 +459,25 @@ impl Intake {
 enum Next {
     Done,
     FetchDetail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `orders.intake_state`'s CHECK holds the enum's spellings.
+    #[test]
+    fn intake_states_match_the_migration() {
+        let sql = include_str!("../../../migrations/20261126000020_orders_outbox_dead_letters.sql");
+        let states: Vec<&str> = IntakeState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pg_enum::check_lists(sql, "intake_state"), vec![states]);
+    }
+
+    /// `orders.shopee_status`'s CHECK holds Shopee's statuses as `domain` spells them.
+    #[test]
+    fn shopee_statuses_match_the_migration() {
+        let sql = include_str!("../../../migrations/20261126000090_states_checked.sql");
+        let statuses: Vec<&str> = ShopeeOrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pg_enum::check_lists(sql, "shopee_status"), vec![statuses]);
+    }
 }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::{OrderSn, ShopId};
-use push_inbox::{Inbox, Push, Source};
+use pg_enum::Text;
+use push_inbox::{Inbox, Push, PushCode, Source};
 use shopee_client::ShopeeClient;
 use shopee_client::api::order::{GetOrderListRequest, OrderListField, OrderStatus, TimeRangeField};
 use sqlx::PgPool;
+
+use crate::intake::IntakeState;
 
 /// Advisory lock key: "reconcile" in ASCII.
 const LOCK_KEY: i64 = 0x7265_636f_6e63_696c;
@@ -90,13 +93,13 @@ impl Reconciler {
         for _ in 0..50 {
             let page = self.shopee.get_lost_push_message().await?;
             for msg in &page.push_message_list {
-                let code = i32::try_from(msg.code).unwrap_or(i32::MAX);
+                let code = PushCode::from(i32::try_from(msg.code).unwrap_or(i32::MAX));
                 match Push::from_lost(msg.shop_id, code, &msg.push_data(), Some(msg.timestamp)) {
                     Ok(push) => {
                         self.inbox.insert(&push, Source::LostPush, None).await?;
                         stored += 1;
                     }
-                    Err(e) => tracing::warn!(error = %e, code, "unparseable lost push skipped"),
+                    Err(e) => tracing::warn!(error = %e, code = code.get(), "unparseable lost push skipped"),
                 }
             }
             match page.last_message_id {
@@ -168,27 +171,22 @@ impl Reconciler {
         sn: &OrderSn,
         status: OrderStatus,
     ) -> anyhow::Result<bool> {
-        let status_text = serde_json::to_value(status)?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let known: Option<(String, Option<String>)> = sqlx::query_as(
+        let known: Option<(IntakeState, Option<Text<OrderStatus>>)> = sqlx::query_as(
             "SELECT intake_state, shopee_status FROM orders WHERE shop_id = $1 AND order_sn = $2",
         )
         .bind(shop.as_i64())
         .bind(sn.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let already = match &known {
-            Some((state, _)) if state != "received" => true,
-            Some((_, Some(seen))) => *seen == status_text,
+        let already = match known {
+            Some((state, _)) if state != IntakeState::Received => true,
+            Some((_, Some(Text(seen)))) => seen == status,
             _ => false,
         };
         if already {
             return Ok(false);
         }
-        let data = serde_json::json!({"ordersn": sn.as_str(), "status": status_text});
-        let push = Push::from_lost(Some(shop.get()), 3, &data, None)?;
+        let push = Push::order_status(shop, sn.clone(), status);
         Ok(self.inbox.insert(&push, Source::OrderList, None).await? == push_inbox::Stored::New)
     }
 }

@@ -1,8 +1,11 @@
 //! The push envelope: `{"shop_id": 123, "code": 3, "timestamp": 1700000000, "data": {...}}`.
 
+use domain::order::ShopeeOrderStatus;
 use domain::{OrderSn, ShopId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::PushCode;
 
 /// Why a (correctly signed) body cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +22,8 @@ pub enum PushError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderStatusPush {
     pub order_sn: OrderSn,
-    pub status: String,
+    /// `Unknown` when Shopee sent a status this code does not know (the payload keeps what it sent).
+    pub status: ShopeeOrderStatus,
     pub update_time: Option<i64>,
 }
 
@@ -37,6 +41,7 @@ pub enum PushKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
     pub shop_id: Option<ShopId>,
+    /// The envelope's `code` as sent (read it typed with [`Push::push_code`]); `None` for a verification push.
     pub code: Option<i32>,
     pub kind: PushKind,
     pub dedup_key: String,
@@ -51,11 +56,35 @@ impl Push {
         Self::from_value(payload, raw)
     }
 
-    /// A push recovered through `get_lost_push_message` (or rebuilt by the order-list scan): `data` is what a live
-    /// push carries under `data`.
+    /// An order status push rebuilt from what the order-list scan saw: the same payload, columns and dedup key a
+    /// code 3 push with this `data` (and no `update_time`) would have.
+    pub fn order_status(shop_id: ShopId, order_sn: OrderSn, status: ShopeeOrderStatus) -> Self {
+        let code = PushCode::OrderStatus;
+        let payload = serde_json::json!({
+            "shop_id": shop_id.get(),
+            "code": code.get(),
+            "timestamp": null,
+            "data": {"ordersn": order_sn.as_str(), "status": status.as_str()},
+        });
+        let kind = PushKind::OrderStatus(OrderStatusPush {
+            order_sn,
+            status,
+            update_time: None,
+        });
+        let dedup_key = dedup_key(Some(shop_id), Some(code), &kind, &payload, &[]);
+        Self {
+            shop_id: Some(shop_id),
+            code: Some(code.get()),
+            kind,
+            dedup_key,
+            payload,
+        }
+    }
+
+    /// A push recovered through `get_lost_push_message`: `data` is what a live push carries under `data`.
     pub fn from_lost(
         shop_id: Option<u64>,
-        code: i32,
+        code: PushCode,
         data: &Value,
         timestamp: Option<i64>,
     ) -> Result<Self, PushError> {
@@ -66,7 +95,7 @@ impl Push {
             )));
         }
         let payload =
-            serde_json::json!({"shop_id": shop_id, "code": code, "timestamp": timestamp, "data": data});
+            serde_json::json!({"shop_id": shop_id, "code": code.get(), "timestamp": timestamp, "data": data});
         let raw = serde_json::to_vec(&payload).map_err(|e| PushError::NotJson(e.to_string()))?;
         Self::from_value(payload, &raw)
     }
@@ -90,27 +119,15 @@ impl Push {
             ),
         };
         let data = obj.get("data");
-        let kind = match code {
-            Some(3) => PushKind::OrderStatus(order_status(data)?),
-            Some(4) => PushKind::TrackingNumber {
+        let push_code = code.map(PushCode::from);
+        let kind = match push_code {
+            Some(PushCode::OrderStatus) => PushKind::OrderStatus(order_status(data)?),
+            Some(PushCode::TrackingNumber) => PushKind::TrackingNumber {
                 order_sn: order_sn(data)?,
             },
-            _ => PushKind::Other,
+            Some(PushCode::Other(_)) | None => PushKind::Other,
         };
-        let shop = shop_id.map_or_else(|| "-".to_owned(), |s| s.to_string());
-        let dedup_key = match &kind {
-            PushKind::OrderStatus(o) => format!(
-                "3:{shop}:{}:{}:{}",
-                o.order_sn,
-                o.status,
-                o.update_time.map_or_else(|| "-".into(), |t| t.to_string())
-            ),
-            _ => format!(
-                "{}:{shop}:{}",
-                code.map_or_else(|| "-".into(), |c| c.to_string()),
-                hex::encode(Sha256::digest(canonical(&payload, raw)))
-            ),
-        };
+        let dedup_key = dedup_key(shop_id, push_code, &kind, &payload, raw);
         Ok(Self {
             shop_id,
             code,
@@ -120,12 +137,42 @@ impl Push {
         })
     }
 
+    /// The envelope's code, typed.
+    pub fn push_code(&self) -> Option<PushCode> {
+        self.code.map(PushCode::from)
+    }
+
     pub fn order_sn(&self) -> Option<&OrderSn> {
         match &self.kind {
             PushKind::OrderStatus(o) => Some(&o.order_sn),
             PushKind::TrackingNumber { order_sn } => Some(order_sn),
             PushKind::Other => None,
         }
+    }
+}
+
+/// Code 3: `3:{shop}:{ordersn}:{status}:{update_time}`; otherwise `{code}:{shop}:{sha256 of the canonical body}`.
+fn dedup_key(
+    shop_id: Option<ShopId>,
+    code: Option<PushCode>,
+    kind: &PushKind,
+    payload: &Value,
+    raw: &[u8],
+) -> String {
+    let shop = shop_id.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    match kind {
+        PushKind::OrderStatus(o) => format!(
+            "{}:{shop}:{}:{}:{}",
+            PushCode::OrderStatus,
+            o.order_sn,
+            o.status,
+            o.update_time.map_or_else(|| "-".into(), |t| t.to_string())
+        ),
+        _ => format!(
+            "{}:{shop}:{}",
+            code.map_or_else(|| "-".into(), |c| c.to_string()),
+            hex::encode(Sha256::digest(canonical(payload, raw)))
+        ),
     }
 }
 
@@ -160,8 +207,8 @@ fn order_status(data: Option<&Value>) -> Result<OrderStatusPush, PushError> {
         .and_then(|d| d.get("status"))
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 64)
-        .ok_or_else(|| field("data.status", "is missing"))?
-        .to_owned();
+        .map(ShopeeOrderStatus::lenient)
+        .ok_or_else(|| field("data.status", "is missing"))?;
     let update_time = data.and_then(|d| d.get("update_time")).and_then(Value::as_i64);
     Ok(OrderStatusPush {
         order_sn,
@@ -217,10 +264,34 @@ mod tests {
     #[test]
     fn lost_pushes_parse_their_data() {
         let data = serde_json::json!({"ordersn":"ABC123","status":"READY_TO_SHIP","update_time":5});
-        let p = Push::from_lost(Some(7), 3, &data, Some(9)).unwrap();
+        let p = Push::from_lost(Some(7), PushCode::OrderStatus, &data, Some(9)).unwrap();
         assert_eq!(p.dedup_key, "3:7:ABC123:READY_TO_SHIP:5");
         let text = Value::String(data.to_string());
-        assert!(Push::from_lost(Some(7), 3, &text, Some(9)).is_err());
+        assert!(Push::from_lost(Some(7), PushCode::OrderStatus, &text, Some(9)).is_err());
+    }
+
+    /// A push built from the order list is the push Shopee would have sent: same payload and dedup key.
+    #[test]
+    fn an_order_status_push_built_typed_equals_the_parsed_one() {
+        let shop = ShopId::new(7).unwrap();
+        let sn = OrderSn::parse("ABC123").unwrap();
+        let built = Push::order_status(shop, sn, ShopeeOrderStatus::ReadyToShip);
+        let data = serde_json::json!({"ordersn": "ABC123", "status": "READY_TO_SHIP"});
+        let parsed = Push::from_lost(Some(7), PushCode::OrderStatus, &data, None).unwrap();
+        assert_eq!(built, parsed);
+        assert_eq!(built.dedup_key, "3:7:ABC123:READY_TO_SHIP:-");
+        assert_eq!(built.push_code(), Some(PushCode::OrderStatus));
+    }
+
+    #[test]
+    fn a_status_shopee_added_later_is_kept_as_unknown() {
+        let raw = br#"{"shop_id": 1, "code": 3, "data": {"ordersn": "A1", "status": "NEW_THING", "update_time": 2}}"#;
+        let push = Push::parse(raw).unwrap();
+        let PushKind::OrderStatus(o) = &push.kind else {
+            panic!("{push:?}")
+        };
+        assert_eq!(o.status, ShopeeOrderStatus::Unknown);
+        assert_eq!(push.payload["data"]["status"], "NEW_THING");
     }
 
     proptest! {

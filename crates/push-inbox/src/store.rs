@@ -3,25 +3,22 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::order::ShopeeOrderStatus;
+use domain::{OrderSn, ShopId};
+use pg_enum::{Text, text_enum};
 use sqlx::PgPool;
 
-use crate::Push;
+use crate::{OrderStatusPush, Push, PushCode, PushKind};
 
-/// Where a push came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Push,
-    LostPush,
-    OrderList,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Push => "push",
-            Self::LostPush => "lost_push",
-            Self::OrderList => "order_list",
-        }
+text_enum! {
+    /// Where a push came from (`push_inbox.source`).
+    pub enum Source {
+        /// Shopee's POST to the webhook gateway.
+        Push = "push",
+        /// `get_lost_push_message`.
+        LostPush = "lost_push",
+        /// The order-list scan.
+        OrderList = "order_list",
     }
 }
 
@@ -33,18 +30,58 @@ pub enum Stored {
     Duplicate,
 }
 
-/// A pending push leased to one worker until `lease` elapses.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A pending push leased to one worker until `lease` elapses, typed as it was stored.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedPush {
     pub id: i64,
-    pub shop_id: Option<i64>,
-    pub code: Option<i32>,
-    pub order_sn: Option<String>,
-    pub order_status: Option<String>,
-    pub update_time: Option<i64>,
+    pub shop_id: Option<ShopId>,
+    pub code: Option<PushCode>,
+    pub kind: PushKind,
     pub attempts: i32,
     pub traceparent: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// A `push_inbox` row as claimed; [`ClaimedPush::from`] puts its columns back together into a [`PushKind`].
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    shop_id: Option<i64>,
+    code: Option<PushCode>,
+    order_sn: Option<String>,
+    order_status: Option<Text<ShopeeOrderStatus>>,
+    update_time: Option<i64>,
+    attempts: i32,
+    traceparent: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+impl From<ClaimedRow> for ClaimedPush {
+    /// The columns were written from a parsed push (`columns`), so they parse again; a row that does not (written
+    /// by hand) is handed out as `Other`: recorded, never acted on.
+    fn from(row: ClaimedRow) -> Self {
+        let order_sn = row.order_sn.as_deref().and_then(|sn| OrderSn::parse(sn).ok());
+        let kind = match (row.code, order_sn, row.order_status) {
+            (Some(PushCode::OrderStatus), Some(order_sn), Some(Text(status))) => {
+                PushKind::OrderStatus(OrderStatusPush {
+                    order_sn,
+                    status,
+                    update_time: row.update_time,
+                })
+            }
+            (Some(PushCode::TrackingNumber), Some(order_sn), _) => PushKind::TrackingNumber { order_sn },
+            _ => PushKind::Other,
+        };
+        Self {
+            id: row.id,
+            shop_id: row.shop_id.and_then(|s| ShopId::from_i64(s).ok()),
+            code: row.code,
+            kind,
+            attempts: row.attempts,
+            traceparent: row.traceparent,
+            received_at: row.received_at,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -107,12 +144,12 @@ impl Inbox {
             let (sn, status, time) = columns(push);
             keys.push(push.dedup_key.as_str());
             shops.push(push.shop_id.map(|s| s.as_i64()));
-            codes.push(push.code);
+            codes.push(push.push_code());
             sns.push(sn);
             statuses.push(status);
             times.push(time);
             payloads.push(&push.payload);
-            sources.push(source.as_str());
+            sources.push(*source);
             traces.push(*traceparent);
         }
         let rows: Vec<(String, bool)> = sqlx::query_as(
@@ -154,7 +191,7 @@ impl Inbox {
     /// Leases up to `limit` pending pushes for `lease`. Rows locked by another replica are skipped; a worker that
     /// dies leaves its rows to be claimed again when the lease ends.
     pub async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<ClaimedPush>, sqlx::Error> {
-        sqlx::query_as(
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
             "UPDATE push_inbox SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
              WHERE id IN (
                 SELECT id FROM push_inbox
@@ -167,7 +204,8 @@ impl Inbox {
         .bind(limit)
         .bind(lease.as_secs_f64())
         .fetch_all(&self.pool)
-        .await
+        .await?;
+        Ok(rows.into_iter().map(ClaimedPush::from).collect())
     }
 
     /// Marks pushes handled.
@@ -205,12 +243,28 @@ impl Inbox {
 }
 
 /// The columns a push fills besides its payload: order_sn, order_status, update_time.
-fn columns(push: &Push) -> (Option<&str>, Option<&str>, Option<i64>) {
+fn columns(push: &Push) -> (Option<&str>, Option<Text<ShopeeOrderStatus>>, Option<i64>) {
     match &push.kind {
-        crate::PushKind::OrderStatus(o) => {
-            (Some(o.order_sn.as_str()), Some(o.status.as_str()), o.update_time)
-        }
-        crate::PushKind::TrackingNumber { order_sn } => (Some(order_sn.as_str()), None, None),
-        crate::PushKind::Other => (None, None, None),
+        PushKind::OrderStatus(o) => (Some(o.order_sn.as_str()), Some(Text(o.status)), o.update_time),
+        PushKind::TrackingNumber { order_sn } => (Some(order_sn.as_str()), None, None),
+        PushKind::Other => (None, None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `push_inbox`'s CHECK lists are the enums' spellings.
+    #[test]
+    fn spellings_match_the_migrations() {
+        let initial = include_str!("../../../migrations/20261126000010_push_inbox.sql");
+        let sources: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pg_enum::check_lists(initial, "source"), vec![sources]);
+        let checked = include_str!("../../../migrations/20261126000090_states_checked.sql");
+        let statuses: Vec<&str> = ShopeeOrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let lists = pg_enum::check_lists(checked, "order_status");
+        assert_eq!(lists.len(), 1, "push_inbox.order_status");
+        assert!(lists.iter().all(|l| *l == statuses), "{lists:?}");
     }
 }

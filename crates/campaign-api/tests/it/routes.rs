@@ -261,7 +261,7 @@ async fn dead_letters_list_with_filters_and_redrive() {
             &api.db.pool,
             dead_letters::Park {
                 source,
-                kind,
+                kind: kind.parse().expect("a dead letter kind"),
                 reference: Some("900001:X"),
                 reason: "because",
                 payload: &payload,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dead_letters::DeadLetter;
+use dead_letters::{DeadLetter, DeadLetterStatus};
 use domain::mapping::{MappingSource, ProductMapping};
 use domain::{ItemId, ModelId, ShopId, Sku};
 use shopee_sandbox::{ItemFlags, SeedItem};
@@ -19,7 +19,7 @@ async fn letter_for(rig: &Rig, sku: &str, kind: &str) -> DeadLetter {
     rig.dead_letters()
         .await
         .into_iter()
-        .find(|d| d.reference.as_deref() == Some(&reference) && d.kind == kind)
+        .find(|d| d.reference.as_deref() == Some(&reference) && d.kind.as_str() == kind)
         .unwrap_or_else(|| panic!("a {kind} dead letter for {reference}"))
 }
 
@@ -165,14 +165,17 @@ async fn redriven_dead_letters_go_back_through_newest_wins() {
     )
     .await;
     wait_for(Duration::from_secs(30), "the refusals parked again", || async {
-        letter(&rig, reserved_letter.id).await.status == "parked"
-            && letter(&rig, poison.id).await.status == "parked"
+        letter(&rig, reserved_letter.id).await.status == DeadLetterStatus::Parked
+            && letter(&rig, poison.id).await.status == DeadLetterStatus::Parked
     })
     .await;
     // Let any wrong extra call happen before counting.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    assert_eq!(letter(&rig, unlocked_letter.id).await.status, "redriven");
+    assert_eq!(
+        letter(&rig, unlocked_letter.id).await.status,
+        DeadLetterStatus::Redriven
+    );
     let again = letter(&rig, reserved_letter.id).await;
     assert_eq!(again.attempts, 2, "{again:?}");
     assert_eq!(again.redrive_count, 1);
@@ -201,7 +204,10 @@ async fn redriven_dead_letters_go_back_through_newest_wins() {
         .skip(2)
         .collect();
     assert!(late.is_empty(), "a stale price was sent again: {late:?}");
-    assert_eq!(letter(&rig, overtaken_letter.id).await.status, "redriven");
+    assert_eq!(
+        letter(&rig, overtaken_letter.id).await.status,
+        DeadLetterStatus::Redriven
+    );
 
     // The deleted item is not called again; the update went to the SKU's new item.
     let to_deleted: Vec<_> = calls_to(&rig, deleted, "update_price")
@@ -209,7 +215,10 @@ async fn redriven_dead_letters_go_back_through_newest_wins() {
         .filter(|e| e.at_ms > remapped_at)
         .collect();
     assert!(to_deleted.is_empty(), "{to_deleted:?}");
-    assert_eq!(letter(&rig, deleted_letter.id).await.status, "redriven");
+    assert_eq!(
+        letter(&rig, deleted_letter.id).await.status,
+        DeadLetterStatus::Redriven
+    );
 
     // No new dead letter: the refusals went back to their own letters.
     assert_eq!(rig.dead_letters().await.len(), 5);
@@ -268,7 +277,7 @@ async fn an_interrupted_redrive_is_resumed_at_start() {
         rig.shopee_value(item, 0).0 == 4242
     })
     .await;
-    assert_eq!(letter(&rig, id).await.status, "redriven");
+    assert_eq!(letter(&rig, id).await.status, DeadLetterStatus::Redriven);
     stop.cancel();
     handle.await.unwrap().unwrap();
 }

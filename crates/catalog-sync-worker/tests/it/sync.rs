@@ -313,7 +313,7 @@ async fn r7_permanent_failures_are_parked_after_one_attempt() {
     let dead = rig.dead_letters().await;
     let mut reasons: Vec<(String, String)> = dead
         .iter()
-        .map(|d| (d.reference.clone().unwrap(), d.kind.clone()))
+        .map(|d| (d.reference.clone().unwrap(), d.kind.as_str().to_owned()))
         .collect();
     reasons.sort();
     let mut expected = vec![

@@ -31,26 +31,9 @@ pub enum TimeRangeField {
     UpdateTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Unpaid,
-    ReadyToShip,
-    Processed,
-    RetryShip,
-    Shipped,
-    ToConfirmReceive,
-    InCancel,
-    Cancelled,
-    ToReturn,
-    Completed,
-    /// Brazil: waiting for the NF-e.
-    InvoicePending,
-    /// Sent only with `request_order_status_pending=true` (Shopee's migration flag); never requested here.
-    Pending,
-    #[serde(other)]
-    Unknown,
-}
+/// Shopee's order status. The one definition lives in `domain` (its rules, e.g. what publishes a `new_order`, are
+/// domain rules, and `push-inbox` holds it without depending on this client); this is the same type.
+pub use domain::order::ShopeeOrderStatus as OrderStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetOrderListRequest {
