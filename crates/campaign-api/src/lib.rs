@@ -23,7 +23,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use product_mapping::{Hubs, Mappings};
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, Secret, ShopeeConfig};
+use service_runtime::config::{
+    self, ConfigError, EncryptionKey, Env, RedisArgs, Secret, ShopeeArgs, ShopeeConfig, TokenKeyArgs,
+};
 use service_runtime::health::{Dependency, Health};
 use shopee_client::ShopeeClient;
 use sqlx::PgPool;
@@ -33,6 +35,62 @@ pub const NAME: &str = "campaign-api";
 /// The largest request body accepted (a bulk mapping upsert of a few thousand rows fits).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// The variables campaign-api reads (besides the runtime ones every binary reads).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "campaign-api")]
+pub struct Args {
+    /// comma-separated bearer tokens allowed to call the API, each at least 16 characters (secret)
+    #[arg(long, env = "CAMPAIGN_API_TOKENS", hide_env_values = true, value_parser = api_tokens)]
+    pub campaign_api_tokens: ApiTokens,
+    /// webhook-gateway's public /shopee/auth/callback URL, where auth links send the seller back
+    #[arg(
+        long,
+        env = "SHOPEE_AUTH_REDIRECT_URL",
+        default_value = "http://127.0.0.1:8080/shopee/auth/callback",
+        value_parser = absolute_http_url
+    )]
+    pub shopee_auth_redirect_url: String,
+    /// how often campaigns are reconciled with Shopee's get_discount_list, in seconds
+    #[arg(
+        long,
+        env = "CAMPAIGN_RECONCILE_INTERVAL_SECS",
+        default_value = "300",
+        value_parser = config::at_least(1u64)
+    )]
+    pub campaign_reconcile_interval_secs: u64,
+    #[command(flatten)]
+    pub shopee: ShopeeArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+/// `CAMPAIGN_API_TOKENS`, split.
+#[derive(Debug, Clone)]
+pub struct ApiTokens(pub Vec<Secret>);
+
+fn api_tokens(raw: &str) -> Result<ApiTokens, String> {
+    let tokens: Vec<Secret> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .collect();
+    if tokens.is_empty() || tokens.iter().any(|t| t.expose().len() < 16) {
+        return Err("give at least one token, each at least 16 characters".into());
+    }
+    Ok(ApiTokens(tokens))
+}
+
+fn absolute_http_url(raw: &str) -> Result<String, String> {
+    if raw.starts_with("https://") || raw.starts_with("http://") {
+        Ok(raw.to_owned())
+    } else {
+        Err("expected an absolute http(s) URL of webhook-gateway's /shopee/auth/callback".into())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub shopee: ShopeeConfig,
@@ -40,80 +98,29 @@ pub struct Config {
     pub redis_url: Secret,
     /// Bearer tokens allowed to call the API.
     pub api_tokens: Vec<Secret>,
-    pub hub_config_url: String,
     /// Where Shopee sends the seller back after authorization: webhook-gateway's `/shopee/auth/callback`.
     pub auth_redirect_url: String,
     /// How often campaigns are reconciled with Shopee's `get_discount_list`.
     pub reconcile_interval: Duration,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let raw: String = env.required(
-            "CAMPAIGN_API_TOKENS",
-            "comma-separated bearer tokens allowed to call the API",
-        )?;
-        let api_tokens: Vec<Secret> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
-            .collect();
-        if api_tokens.is_empty() || api_tokens.iter().any(|t| t.expose().len() < 16) {
-            return Err(ConfigError::Malformed {
-                var: "CAMPAIGN_API_TOKENS",
-                problem: "give at least one token, each at least 16 characters".into(),
-            });
+impl From<Args> for Config {
+    fn from(args: Args) -> Self {
+        Self {
+            shopee: args.shopee.into(),
+            token_key: args.token_key.token_encryption_key,
+            redis_url: args.redis.redis_url,
+            api_tokens: args.campaign_api_tokens.0,
+            auth_redirect_url: args.shopee_auth_redirect_url,
+            reconcile_interval: Duration::from_secs(args.campaign_reconcile_interval_secs),
         }
-        let auth_redirect_url: String = env.or_default(
-            "SHOPEE_AUTH_REDIRECT_URL",
-            "http://127.0.0.1:8080/shopee/auth/callback",
-        )?;
-        if !(auth_redirect_url.starts_with("https://") || auth_redirect_url.starts_with("http://")) {
-            return Err(ConfigError::Malformed {
-                var: "SHOPEE_AUTH_REDIRECT_URL",
-                problem: "expected an absolute http(s) URL of webhook-gateway's /shopee/auth/callback".into(),
-            });
-        }
-        let secs: u64 = env.or_default("CAMPAIGN_RECONCILE_INTERVAL_SECS", "300")?;
-        if secs == 0 {
-            return Err(ConfigError::Malformed {
-                var: "CAMPAIGN_RECONCILE_INTERVAL_SECS",
-                problem: "must be at least 1 second".into(),
-            });
-        }
-        Ok(Self {
-            shopee: ShopeeConfig::from_env(env)?,
-            token_key: config::token_encryption_key(env)?,
-            redis_url: config::redis_url(env)?,
-            api_tokens,
-            hub_config_url: config::hub_config_url(env)?,
-            auth_redirect_url,
-            reconcile_interval: Duration::from_secs(secs),
-        })
     }
 }
 
-pub fn help() -> String {
-    let own: &[(&str, &str)] = &[
-        (
-            "CAMPAIGN_API_TOKENS",
-            "comma-separated bearer tokens allowed to call the API (required, secret, >= 16 chars each)",
-        ),
-        (
-            "SHOPEE_AUTH_REDIRECT_URL",
-            "webhook-gateway's public /shopee/auth/callback URL, used in auth links [default: http://127.0.0.1:8080/shopee/auth/callback]",
-        ),
-        (
-            "CAMPAIGN_RECONCILE_INTERVAL_SECS",
-            "how often campaigns are reconciled with Shopee's get_discount_list [default: 300]",
-        ),
-        (
-            "HUB_CONFIG_URL",
-            "Hub Config Service base URL [default: http://127.0.0.1:8090]",
-        ),
-    ];
-    cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, own].concat())
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.parse::<Args>().map(Self::from)
+    }
 }
 
 /// What every handler shares.

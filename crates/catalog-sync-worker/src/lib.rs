@@ -25,7 +25,10 @@ use std::time::Duration;
 use axum::Router;
 use product_mapping::Mappings;
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, PubSubConfig, Secret, ShopeeConfig};
+use service_runtime::config::{
+    self, ConfigError, EncryptionKey, Env, PubSubArgs, PubSubConfig, RedisArgs, Secret, ShopeeArgs,
+    ShopeeConfig, TokenKeyArgs,
+};
 use service_runtime::health::{Dependency, Health};
 use service_runtime::pubsub::PubSubProbe;
 use shopee_client::ShopeeClient;
@@ -80,16 +83,79 @@ pub struct Settings {
     pub outlet_task_timeout: Duration,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
+/// The worker's tuning variables; the rest of [`Settings`] is fixed in its `TryFrom`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "catalog-sync-worker")]
+pub struct SettingsArgs {
+    /// coalescing window before a changed item is sent to Shopee, in milliseconds
+    #[arg(long, env = "CATALOG_FLUSH_WINDOW_MS", default_value = "500")]
+    pub catalog_flush_window_ms: u64,
+    /// items sent to Shopee at once
+    #[arg(long, env = "CATALOG_FLUSH_CONCURRENCY", default_value = "8", value_parser = config::at_least(1usize))]
+    pub catalog_flush_concurrency: usize,
+    /// Pub/Sub lease extension, 10 to 600 seconds (Pub/Sub's range); messages held by a crashed worker come back
+    /// after it
+    #[arg(
+        long,
+        env = "CATALOG_ACK_EXTENSION_SECS",
+        default_value = "60",
+        value_parser = clap::value_parser!(u64).range(10..=600)
+    )]
+    pub catalog_ack_extension_secs: u64,
+    /// how long a claimed item stays with a flusher that died, in seconds; longer than a Shopee call with its
+    /// retries
+    #[arg(long, env = "CATALOG_FLUSH_LEASE_SECS", default_value = "120")]
+    pub catalog_flush_lease_secs: u64,
+    /// Instant Mart outlet shops: items due together from which one batch outlet update replaces per-item calls;
+    /// 0 = never
+    #[arg(long, env = "CATALOG_OUTLET_BATCH_MIN_ITEMS", default_value = "3")]
+    pub catalog_outlet_batch_min_items: usize,
+    #[arg(
+        long,
+        env = "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
+        help = format!(
+            "how long a batch outlet task is polled before its items are retried, in seconds; shorter than the \
+             lease [unset: {} s, or half the lease if that is less]",
+            OUTLET_TASK_TIMEOUT_CAP.as_secs()
+        )
+    )]
+    pub catalog_outlet_task_timeout_secs: Option<u64>,
+    /// scheduled content sync period, in seconds; 0 = on demand only
+    #[arg(long, env = "CONTENT_SYNC_INTERVAL_SECS", default_value = "900")]
+    pub content_sync_interval_secs: u64,
+}
+
+/// `CATALOG_OUTLET_TASK_TIMEOUT_SECS` when unset, unless half the lease is less.
+const OUTLET_TASK_TIMEOUT_CAP: Duration = Duration::from_secs(60);
+
+impl TryFrom<SettingsArgs> for Settings {
+    type Error = ConfigError;
+
+    fn try_from(args: SettingsArgs) -> Result<Self, ConfigError> {
+        let lease = Duration::from_secs(args.catalog_flush_lease_secs);
+        // Unset: the cap, or half the lease when the lease is shorter (as in the chaos scenarios).
+        let outlet_task_timeout = args
+            .catalog_outlet_task_timeout_secs
+            .map_or_else(|| OUTLET_TASK_TIMEOUT_CAP.min(lease / 2), Duration::from_secs);
+        if outlet_task_timeout >= lease {
+            return Err(ConfigError::malformed(
+                "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
+                format!(
+                    "{} s must be shorter than CATALOG_FLUSH_LEASE_SECS ({} s): a batch holds its items' leases while it polls",
+                    outlet_task_timeout.as_secs(),
+                    lease.as_secs()
+                ),
+            ));
+        }
+        let content_secs = args.content_sync_interval_secs;
+        Ok(Self {
             batch_max: 500,
             batch_wait: Duration::from_millis(25),
             max_outstanding: 2000,
-            ack_extension: Duration::from_secs(60),
-            flush_window: Duration::from_millis(500),
-            flush_concurrency: 8,
-            lease: Duration::from_secs(120),
+            ack_extension: Duration::from_secs(args.catalog_ack_extension_secs),
+            flush_window: Duration::from_millis(args.catalog_flush_window_ms),
+            flush_concurrency: args.catalog_flush_concurrency,
+            lease,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             max_model_attempts: 10,
@@ -97,12 +163,62 @@ impl Default for Settings {
             unmapped_interval: Duration::from_secs(30),
             redrive_interval: Duration::from_secs(5),
             jobs_interval: Duration::from_secs(5),
-            content_interval: Some(Duration::from_secs(900)),
-            outlet_batch_min_items: 3,
+            content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
+            outlet_batch_min_items: args.catalog_outlet_batch_min_items,
             outlet_task_poll: Duration::from_millis(500),
-            outlet_task_timeout: Duration::from_secs(60),
-        }
+            outlet_task_timeout,
+        })
     }
+}
+
+impl Default for Settings {
+    /// The declared defaults of [`SettingsArgs`].
+    fn default() -> Self {
+        Self::try_from(config::defaults::<SettingsArgs>()).expect("the declared defaults are consistent")
+    }
+}
+
+/// The variables catalog-sync-worker reads (besides the runtime ones every binary reads).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "catalog-sync-worker")]
+pub struct Args {
+    /// the Pub/Sub topic of PriceUpdateEvent
+    #[arg(long, env = "PRICE_UPDATE_TOPIC")]
+    pub price_update_topic: String,
+    /// the Pub/Sub topic of InventoryUpdateEvent
+    #[arg(long, env = "INVENTORY_UPDATE_TOPIC")]
+    pub inventory_update_topic: String,
+    /// the subscription to the price topic
+    #[arg(
+        long,
+        env = "PRICE_UPDATE_SUBSCRIPTION",
+        default_value = "seller-backend-price-update-subscription"
+    )]
+    pub price_update_subscription: String,
+    /// the subscription to the inventory topic
+    #[arg(
+        long,
+        env = "INVENTORY_UPDATE_SUBSCRIPTION",
+        default_value = "seller-backend-inventory-update-subscription"
+    )]
+    pub inventory_update_subscription: String,
+    /// Catalog Service GraphQL endpoint
+    #[arg(
+        long,
+        env = "CATALOG_GRAPHQL_URL",
+        default_value = "http://127.0.0.1:8091/graphql"
+    )]
+    pub catalog_graphql_url: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
+    #[command(flatten)]
+    pub shopee: ShopeeArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
 }
 
 #[derive(Debug, Clone)]
@@ -116,127 +232,32 @@ pub struct Config {
     pub price_subscription: String,
     pub inventory_subscription: String,
     pub catalog_graphql_url: String,
-    pub hub_config_url: String,
     pub settings: Settings,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let content_secs: u64 = env.or_default("CONTENT_SYNC_INTERVAL_SECS", "900")?;
-        let ack_secs: u64 = env.or_default("CATALOG_ACK_EXTENSION_SECS", "60")?;
-        if !(10..=600).contains(&ack_secs) {
-            return Err(ConfigError::Malformed {
-                var: "CATALOG_ACK_EXTENSION_SECS",
-                problem: format!("{ack_secs} is outside 10..=600 seconds (Pub/Sub's range)"),
-            });
-        }
-        let lease = Duration::from_secs(env.or_default("CATALOG_FLUSH_LEASE_SECS", "120")?);
-        // Unset: 60 s, or half the lease when the lease is shorter than 120 s.
-        let outlet_task_timeout = match env.optional::<u64>("CATALOG_OUTLET_TASK_TIMEOUT_SECS")? {
-            Some(secs) => Duration::from_secs(secs),
-            None => Duration::from_secs(60).min(lease / 2),
-        };
-        let settings = Settings {
-            flush_window: Duration::from_millis(env.or_default("CATALOG_FLUSH_WINDOW_MS", "500")?),
-            flush_concurrency: env.or_default("CATALOG_FLUSH_CONCURRENCY", "8")?,
-            ack_extension: Duration::from_secs(ack_secs),
-            lease,
-            content_interval: (content_secs > 0).then(|| Duration::from_secs(content_secs)),
-            outlet_batch_min_items: env.or_default("CATALOG_OUTLET_BATCH_MIN_ITEMS", "3")?,
-            outlet_task_timeout,
-            ..Settings::default()
-        };
-        if settings.outlet_task_timeout >= settings.lease {
-            return Err(ConfigError::Malformed {
-                var: "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
-                problem: format!(
-                    "{} s must be shorter than CATALOG_FLUSH_LEASE_SECS ({} s): a batch holds its items' leases while it polls",
-                    settings.outlet_task_timeout.as_secs(),
-                    settings.lease.as_secs()
-                ),
-            });
-        }
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, ConfigError> {
         Ok(Self {
-            shopee: ShopeeConfig::from_env(env)?,
-            token_key: config::token_encryption_key(env)?,
-            redis_url: config::redis_url(env)?,
-            pubsub: PubSubConfig::from_env(env)?,
-            price_topic: env.required("PRICE_UPDATE_TOPIC", "the Pub/Sub topic of PriceUpdateEvent")?,
-            inventory_topic: env.required(
-                "INVENTORY_UPDATE_TOPIC",
-                "the Pub/Sub topic of InventoryUpdateEvent",
-            )?,
-            price_subscription: env.or_default(
-                "PRICE_UPDATE_SUBSCRIPTION",
-                "seller-backend-price-update-subscription",
-            )?,
-            inventory_subscription: env.or_default(
-                "INVENTORY_UPDATE_SUBSCRIPTION",
-                "seller-backend-inventory-update-subscription",
-            )?,
-            catalog_graphql_url: env.or_default("CATALOG_GRAPHQL_URL", "http://127.0.0.1:8091/graphql")?,
-            hub_config_url: config::hub_config_url(env)?,
-            settings,
+            settings: args.settings.try_into()?,
+            shopee: args.shopee.into(),
+            token_key: args.token_key.token_encryption_key,
+            redis_url: args.redis.redis_url,
+            pubsub: args.pubsub.into(),
+            price_topic: args.price_update_topic,
+            inventory_topic: args.inventory_update_topic,
+            price_subscription: args.price_update_subscription,
+            inventory_subscription: args.inventory_update_subscription,
+            catalog_graphql_url: args.catalog_graphql_url,
         })
     }
 }
 
-pub fn help() -> String {
-    let own: &[(&str, &str)] = &[
-        (
-            "PRICE_UPDATE_TOPIC",
-            "Pub/Sub topic of PriceUpdateEvent (required)",
-        ),
-        (
-            "INVENTORY_UPDATE_TOPIC",
-            "Pub/Sub topic of InventoryUpdateEvent (required)",
-        ),
-        (
-            "PRICE_UPDATE_SUBSCRIPTION",
-            "[default: seller-backend-price-update-subscription]",
-        ),
-        (
-            "INVENTORY_UPDATE_SUBSCRIPTION",
-            "[default: seller-backend-inventory-update-subscription]",
-        ),
-        (
-            "CATALOG_GRAPHQL_URL",
-            "Catalog Service GraphQL endpoint [default: http://127.0.0.1:8091/graphql]",
-        ),
-        (
-            "HUB_CONFIG_URL",
-            "Hub Config Service base URL [default: http://127.0.0.1:8090]",
-        ),
-        (
-            "CATALOG_FLUSH_WINDOW_MS",
-            "coalescing window before a changed item is sent to Shopee [default: 500]",
-        ),
-        (
-            "CATALOG_FLUSH_CONCURRENCY",
-            "items sent to Shopee at once [default: 8]",
-        ),
-        (
-            "CATALOG_ACK_EXTENSION_SECS",
-            "Pub/Sub lease extension, 10..=600; messages held by a crashed worker come back after it [default: 60]",
-        ),
-        (
-            "CATALOG_FLUSH_LEASE_SECS",
-            "how long a claimed item stays with a flusher that died; longer than a Shopee call with its retries [default: 120]",
-        ),
-        (
-            "CATALOG_OUTLET_BATCH_MIN_ITEMS",
-            "Instant Mart outlet shops: items due together from which one batch outlet update replaces per-item calls; 0 = never [default: 3]",
-        ),
-        (
-            "CATALOG_OUTLET_TASK_TIMEOUT_SECS",
-            "how long a batch outlet task is polled before its items are retried; shorter than the lease [default: 60, or half the lease if that is less]",
-        ),
-        (
-            "CONTENT_SYNC_INTERVAL_SECS",
-            "scheduled content sync period; 0 = on demand only [default: 900]",
-        ),
-    ];
-    cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, cli::PUBSUB_VARS, own].concat())
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.parse::<Args>()?.try_into()
+    }
 }
 
 /// Everything the worker loops need, built once.
@@ -531,5 +552,20 @@ mod tests {
         assert!(err.contains("CATALOG_OUTLET_TASK_TIMEOUT_SECS"), "{err}");
         let c = Config::from_env(&env(&[("CATALOG_OUTLET_BATCH_MIN_ITEMS", "0")])).unwrap();
         assert_eq!(c.settings.outlet_batch_min_items, 0);
+    }
+
+    #[test]
+    fn the_ack_extension_stays_in_pub_subs_range_and_defaults_are_the_declared_ones() {
+        let err = Config::from_env(&env(&[("CATALOG_ACK_EXTENSION_SECS", "5")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "CATALOG_ACK_EXTENSION_SECS is malformed: 5 is not in 10..=600"
+        );
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(format!("{:?}", c.settings), format!("{:?}", Settings::default()));
+        assert!(!config::declares::<Args>("HUB_CONFIG_URL"), "read but never used");
     }
 }

@@ -1,14 +1,16 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use service_runtime::cli::Command as Base;
+use service_runtime::cli::{Command as Base, ServiceArgs};
 
 /// Keeps Shopee prices, stock and product content equal to the newest catalog state.
 #[derive(Parser)]
-#[command(name = "catalog-sync-worker", version, after_help = catalog_sync_worker::help())]
+#[command(name = "catalog-sync-worker", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    args: ServiceArgs<catalog_sync_worker::Args>,
 }
 
 #[derive(Subcommand)]
@@ -25,20 +27,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Audit { shop }) => catalog_sync_worker::audit::main(shop),
-        Some(Command::Base(base)) => service_runtime::cli::run(
-            catalog_sync_worker::NAME,
-            Some(base),
-            catalog_sync_worker::Config::from_env,
-            catalog_sync_worker::run,
-        ),
-        None => service_runtime::cli::run(
-            catalog_sync_worker::NAME,
-            None,
-            catalog_sync_worker::Config::from_env,
-            catalog_sync_worker::run,
-        ),
-    }
+    let cli: Cli = service_runtime::cli::parse(catalog_sync_worker::NAME);
+    let base = match cli.command {
+        Some(Command::Audit { shop }) => return catalog_sync_worker::audit::main(shop),
+        Some(Command::Base(base)) => Some(base),
+        None => None,
+    };
+    service_runtime::cli::run(
+        catalog_sync_worker::NAME,
+        base,
+        cli.args,
+        catalog_sync_worker::run,
+    )
 }

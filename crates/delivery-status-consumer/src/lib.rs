@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use axum::Router;
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, Secret, ShopeeConfig};
+use service_runtime::config::{
+    self, ConfigError, EncryptionKey, Env, KafkaArgs, RedisArgs, Secret, ShopeeArgs, ShopeeConfig,
+    TokenKeyArgs,
+};
 use service_runtime::health::{Dependency, Health};
 use service_runtime::kafka::{KafkaConfig, KafkaProbe};
 use shopee_client::{ClientConfig, RetryPolicy, ShopeeClient, TokenStore};
@@ -26,6 +29,42 @@ pub mod steps;
 pub mod store;
 
 pub const NAME: &str = "delivery-status-consumer";
+
+/// The variables delivery-status-consumer reads (besides the runtime ones every binary reads).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "delivery-status-consumer")]
+pub struct Args {
+    /// orders handled at once; one order's events stay in order
+    #[arg(long, env = "DELIVERY_CONCURRENCY", default_value = "32", value_parser = config::at_least(1usize))]
+    pub delivery_concurrency: usize,
+    /// attempts per Shopee step before a transient failure is parked
+    #[arg(long, env = "DELIVERY_SHOPEE_ATTEMPTS", default_value = "3", value_parser = config::at_least(1u32))]
+    pub delivery_shopee_attempts: u32,
+    /// how often dead letters marked for redrive are replayed, in seconds
+    #[arg(
+        long,
+        env = "DELIVERY_REDRIVE_INTERVAL_SECS",
+        default_value = "5",
+        value_parser = config::at_least(1u64)
+    )]
+    pub delivery_redrive_interval_secs: u64,
+    /// a silent replica's partitions move to the others after this many milliseconds
+    #[arg(
+        long,
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value = "10000",
+        value_parser = config::at_least(1000u64)
+    )]
+    pub kafka_session_timeout_ms: u64,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub shopee: ShopeeArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,67 +82,25 @@ pub struct Config {
     pub lanes: usize,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let session_ms: u64 = env.or_default("KAFKA_SESSION_TIMEOUT_MS", "10000")?;
-        let shopee_attempts: u32 = env.or_default("DELIVERY_SHOPEE_ATTEMPTS", "3")?;
-        let redrive_secs: u64 = env.or_default("DELIVERY_REDRIVE_INTERVAL_SECS", "5")?;
-        let lanes: usize = env.or_default("DELIVERY_CONCURRENCY", "32")?;
-        let positive = |var: &'static str, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Malformed {
-                    var,
-                    problem: "must be at least 1".into(),
-                })
-            }
-        };
-        positive("DELIVERY_SHOPEE_ATTEMPTS", shopee_attempts > 0)?;
-        positive("DELIVERY_REDRIVE_INTERVAL_SECS", redrive_secs > 0)?;
-        positive("DELIVERY_CONCURRENCY", lanes > 0)?;
-        if session_ms < 1000 {
-            return Err(ConfigError::Malformed {
-                var: "KAFKA_SESSION_TIMEOUT_MS",
-                problem: "must be at least 1000".into(),
-            });
+impl From<Args> for Config {
+    fn from(args: Args) -> Self {
+        Self {
+            shopee: args.shopee.into(),
+            token_key: args.token_key.token_encryption_key,
+            kafka: args.kafka.into(),
+            redis_url: args.redis.redis_url,
+            session_timeout: Duration::from_millis(args.kafka_session_timeout_ms),
+            shopee_attempts: args.delivery_shopee_attempts,
+            redrive_interval: Duration::from_secs(args.delivery_redrive_interval_secs),
+            lanes: args.delivery_concurrency,
         }
-        Ok(Self {
-            shopee: ShopeeConfig::from_env(env)?,
-            token_key: config::token_encryption_key(env)?,
-            kafka: KafkaConfig::from_env(env)?,
-            redis_url: config::redis_url(env)?,
-            session_timeout: Duration::from_millis(session_ms),
-            shopee_attempts,
-            redrive_interval: Duration::from_secs(redrive_secs),
-            lanes,
-        })
     }
 }
 
-pub fn help() -> String {
-    let own: &[(&str, &str)] = &[
-        ("KAFKA_BROKERS", "bootstrap servers [default: 127.0.0.1:9092]"),
-        ("KAFKA_DELIVERY_TOPIC", "[default: deliveries.out]"),
-        ("KAFKA_GROUP_ID", "[default: seller-backend-delivery-status]"),
-        (
-            "KAFKA_SESSION_TIMEOUT_MS",
-            "a silent replica's partitions move after this [default: 10000]",
-        ),
-        (
-            "DELIVERY_CONCURRENCY",
-            "orders handled at once; one order's events stay in order [default: 32]",
-        ),
-        (
-            "DELIVERY_SHOPEE_ATTEMPTS",
-            "attempts per Shopee step before a transient failure is parked [default: 3]",
-        ),
-        (
-            "DELIVERY_REDRIVE_INTERVAL_SECS",
-            "how often dead letters marked for redrive are replayed [default: 5]",
-        ),
-    ];
-    cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, own].concat())
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.parse::<Args>().map(Self::from)
+    }
 }
 
 /// The Shopee client as this worker uses it: short retries inside the client (the worker retries steps itself and

@@ -16,12 +16,37 @@ use axum::Router;
 use product_mapping::{Hubs, Mappings};
 use push_inbox::Inbox;
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, PubSubConfig, Secret, ShopeeConfig};
+use service_runtime::config::{
+    ConfigError, EncryptionKey, Env, HubConfigArgs, PubSubArgs, PubSubConfig, RedisArgs, Secret, ShopeeArgs,
+    ShopeeConfig, TokenKeyArgs,
+};
 use service_runtime::health::{Dependency, Health};
 use service_runtime::pubsub::PubSubProbe;
 use tokio_util::sync::CancellationToken;
 
 pub const NAME: &str = "order-publisher";
+
+/// The variables order-publisher reads (besides the runtime ones every binary reads).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "order-publisher")]
+pub struct Args {
+    /// Pub/Sub topic for new_order events
+    #[arg(long, env = "ORDR_TOPIC", default_value = "ordr-input")]
+    pub ordr_topic: String,
+    /// lost-push and order-list reconciliation period, in seconds
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value = "60")]
+    pub reconcile_interval_secs: u64,
+    #[command(flatten)]
+    pub hub_config: HubConfigArgs,
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
+    #[command(flatten)]
+    pub shopee: ShopeeArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,36 +59,24 @@ pub struct Config {
     pub reconcile_interval_secs: u64,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            shopee: ShopeeConfig::from_env(env)?,
-            token_key: config::token_encryption_key(env)?,
-            redis_url: config::redis_url(env)?,
-            pubsub: PubSubConfig::from_env(env)?,
-            ordr_topic: env.or_default("ORDR_TOPIC", "ordr-input")?,
-            hub_config_url: config::hub_config_url(env)?,
-            reconcile_interval_secs: env.or_default("RECONCILE_INTERVAL_SECS", "60")?,
-        })
+impl From<Args> for Config {
+    fn from(args: Args) -> Self {
+        Self {
+            shopee: args.shopee.into(),
+            token_key: args.token_key.token_encryption_key,
+            redis_url: args.redis.redis_url,
+            pubsub: args.pubsub.into(),
+            ordr_topic: args.ordr_topic,
+            hub_config_url: args.hub_config.hub_config_url,
+            reconcile_interval_secs: args.reconcile_interval_secs,
+        }
     }
 }
 
-pub fn help() -> String {
-    let own: &[(&str, &str)] = &[
-        (
-            "ORDR_TOPIC",
-            "Pub/Sub topic for new_order events [default: ordr-input]",
-        ),
-        (
-            "HUB_CONFIG_URL",
-            "Hub Config Service base URL [default: http://127.0.0.1:8090]",
-        ),
-        (
-            "RECONCILE_INTERVAL_SECS",
-            "lost-push and order-list reconciliation period [default: 60]",
-        ),
-    ];
-    cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, cli::PUBSUB_VARS, own].concat())
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.parse::<Args>().map(Self::from)
+    }
 }
 
 pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {

@@ -6,23 +6,12 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::config::{ConfigError, Env};
-
+/// Built from [`KafkaArgs`](crate::config::KafkaArgs), where the variables are declared.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     pub brokers: String,
     pub delivery_topic: String,
     pub group_id: String,
-}
-
-impl KafkaConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            brokers: env.or_default("KAFKA_BROKERS", "127.0.0.1:9092")?,
-            delivery_topic: env.or_default("KAFKA_DELIVERY_TOPIC", "deliveries.out")?,
-            group_id: env.or_default("KAFKA_GROUP_ID", "seller-backend-delivery-status")?,
-        })
-    }
 }
 
 /// Asks the brokers for the topic's metadata; ready when they answer.

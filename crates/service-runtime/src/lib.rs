@@ -1,9 +1,11 @@
-//! The runtime every seller-backend binary shares: typed configuration from the environment, the command line
-//! (`--help`, `serve`, `migrate`), telemetry (tracing, OTLP, Prometheus), the health and metrics endpoints, graceful
+//! The runtime every seller-backend binary shares: typed configuration from the environment (declared once, with
+//! clap), the command line (`--help`, `serve`, `migrate`), telemetry (tracing, OTLP, Prometheus), the health and metrics endpoints, graceful
 //! shutdown with one cancellation token, and the connections to PostgreSQL, Redis, Pub/Sub and Kafka.
 //!
-//! A binary's `main` reads its config with [`config::Env`], then calls [`cli::run`] with a closure that builds its
-//! adapters and serves until the [`CancellationToken`](tokio_util::sync::CancellationToken) fires.
+//! A binary declares its variables as a `clap::Args` struct (flattening the shared groups of [`config`]) with a
+//! `TryFrom` into its runtime config; its `main` parses them with [`cli::parse`], then calls [`cli::run`] with a
+//! closure that builds its adapters and serves until the [`CancellationToken`](tokio_util::sync::CancellationToken)
+//! fires.
 
 pub mod cli;
 pub mod config;

@@ -13,11 +13,67 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use push_inbox::Inbox;
 use service_runtime::cli::{self, Serve};
-use service_runtime::config::{self, ConfigError, EncryptionKey, Env, Secret, ShopeeConfig};
+use service_runtime::config::{
+    self, ConfigError, EncryptionKey, Env, HubConfigArgs, Secret, ShopeeArgs, ShopeeConfig, TokenKeyArgs,
+};
 use service_runtime::health::{Dependency, Health};
 use shopee_client::sign::PushSignatureMode;
 
 pub const NAME: &str = "webhook-gateway";
+
+/// The variables webhook-gateway reads (besides the runtime ones every binary reads).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "webhook-gateway")]
+pub struct Args {
+    /// the public push URL registered at Shopee, e.g. https://seller.example.com/webhooks/shopee (part of the push
+    /// signature)
+    #[arg(long, env = "SHOPEE_PUSH_CALLBACK_URL")]
+    pub shopee_push_callback_url: String,
+    /// what the push signature covers: Shopee's documented `callback_url|body`, or the body alone (Shopee's docs
+    /// are unsettled: see docs/operations.md)
+    #[arg(
+        long,
+        env = "SHOPEE_PUSH_SIGNATURE_MODE",
+        value_enum,
+        default_value = "url_and_body"
+    )]
+    pub shopee_push_signature_mode: SignatureMode,
+    /// a separate "live push partner key", when the account has one; unset = SHOPEE_PARTNER_KEY (secret)
+    #[arg(long, env = "SHOPEE_PUSH_PARTNER_KEY", hide_env_values = true)]
+    pub shopee_push_partner_key: Option<Secret>,
+    /// how often hub config is refreshed in the background, in seconds
+    #[arg(long, env = "HUB_CONFIG_REFRESH_SECS", default_value = "30", value_parser = config::at_least(1u64))]
+    pub hub_config_refresh_secs: u64,
+    /// the path covered by the quotation signature (Shopee's docs leave it unsettled: docs/quotation.md)
+    #[arg(long, env = "QUOTATION_SIGN_PATH", default_value = quotation::DEFAULT_SIGN_PATH)]
+    pub quotation_sign_path: String,
+    /// accepted distance between a quotation's timestamp and now, in seconds
+    #[arg(long, env = "QUOTATION_TIMESTAMP_WINDOW_SECS", default_value = "300")]
+    pub quotation_timestamp_window_secs: i64,
+    #[command(flatten)]
+    pub hub_config: HubConfigArgs,
+    #[command(flatten)]
+    pub shopee: ShopeeArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
+}
+
+/// `SHOPEE_PUSH_SIGNATURE_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SignatureMode {
+    UrlAndBody,
+    BodyOnly,
+}
+
+impl From<SignatureMode> for PushSignatureMode {
+    fn from(mode: SignatureMode) -> Self {
+        match mode {
+            SignatureMode::UrlAndBody => Self::UrlAndBody,
+            SignatureMode::BodyOnly => Self::BodyOnly,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,68 +94,31 @@ pub struct Config {
     pub quotation_window_secs: i64,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let shopee = ShopeeConfig::from_env(env)?;
-        let push_signature_mode = match env
-            .or_default::<String>("SHOPEE_PUSH_SIGNATURE_MODE", "url_and_body")?
-            .as_str()
-        {
-            "url_and_body" => PushSignatureMode::UrlAndBody,
-            "body_only" => PushSignatureMode::BodyOnly,
-            other => {
-                return Err(ConfigError::Malformed {
-                    var: "SHOPEE_PUSH_SIGNATURE_MODE",
-                    problem: format!("expected `url_and_body` or `body_only`, got `{other}`"),
-                });
-            }
-        };
-        let push_key = env
-            .optional("SHOPEE_PUSH_PARTNER_KEY")?
-            .unwrap_or_else(|| shopee.partner_key.clone());
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, ConfigError> {
+        let shopee = ShopeeConfig::from(args.shopee);
         Ok(Self {
-            push_signature_mode,
-            push_key,
+            push_key: args
+                .shopee_push_partner_key
+                .unwrap_or_else(|| shopee.partner_key.clone()),
             shopee,
-            push_callback_url: env.required(
-                "SHOPEE_PUSH_CALLBACK_URL",
-                "the public push URL registered at Shopee, e.g. https://seller.example.com/webhooks/shopee",
-            )?,
-            token_key: config::token_encryption_key(env)?,
-            hub_config_url: config::hub_config_url(env)?,
-            hub_config_refresh: std::time::Duration::from_secs(
-                env.or_default::<u64>("HUB_CONFIG_REFRESH_SECS", "30")?.max(1),
-            ),
-            quotation_sign_path: env.or_default("QUOTATION_SIGN_PATH", quotation::DEFAULT_SIGN_PATH)?,
-            quotation_window_secs: env.or_default("QUOTATION_TIMESTAMP_WINDOW_SECS", "300")?,
+            push_callback_url: args.shopee_push_callback_url,
+            push_signature_mode: args.shopee_push_signature_mode.into(),
+            token_key: args.token_key.token_encryption_key,
+            hub_config_url: args.hub_config.hub_config_url,
+            hub_config_refresh: std::time::Duration::from_secs(args.hub_config_refresh_secs),
+            quotation_sign_path: args.quotation_sign_path,
+            quotation_window_secs: args.quotation_timestamp_window_secs,
         })
     }
 }
 
-pub fn help() -> String {
-    let own: &[(&str, &str)] = &[
-        (
-            "SHOPEE_PUSH_CALLBACK_URL",
-            "public push URL registered at Shopee (required; part of the push signature)",
-        ),
-        (
-            "HUB_CONFIG_URL",
-            "Hub Config Service base URL [default: http://127.0.0.1:8090]",
-        ),
-        (
-            "HUB_CONFIG_REFRESH_SECS",
-            "how often hub config is refreshed in the background [default: 30]",
-        ),
-        (
-            "QUOTATION_SIGN_PATH",
-            "path covered by the quotation signature [default: /shopee/quotation]",
-        ),
-        (
-            "QUOTATION_TIMESTAMP_WINDOW_SECS",
-            "accepted quotation timestamp skew [default: 300]",
-        ),
-    ];
-    cli::env_help(&[cli::BASE_VARS, cli::SHOPEE_VARS, own].concat())
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.parse::<Args>()?.try_into()
+    }
 }
 
 pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
