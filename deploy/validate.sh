@@ -106,11 +106,18 @@ work, overlays = sys.argv[1], sys.argv[2:]
 BINARIES = ["webhook-gateway", "order-publisher", "catalog-sync-worker", "delivery-status-consumer", "campaign-api"]
 HTTP_SERVING = {"webhook-gateway", "campaign-api"}
 SECRET_NAME = "seller-backend-secrets"
-# Secret keys every binary needs, and the extra ones per binary.
+# Secret keys every binary reads, and the extra ones per binary (as each binary's `--help` lists them): a Deployment
+# gets exactly these, no key it does not read.
 SECRET_KEYS_ALL = {"DATABASE_URL", "SHOPEE_PARTNER_KEY", "TOKEN_ENCRYPTION_KEY"}
-SECRET_KEYS_EXTRA = {"campaign-api": {"CAMPAIGN_API_TOKENS"}}
+SECRET_KEYS_EXTRA = {
+    "order-publisher": {"REDIS_URL"},
+    "catalog-sync-worker": {"REDIS_URL"},
+    "delivery-status-consumer": {"REDIS_URL"},
+    "campaign-api": {"REDIS_URL", "CAMPAIGN_API_TOKENS"},
+}
 SECRET_VARS = {"DATABASE_URL", "REDIS_URL", "SHOPEE_PARTNER_KEY", "TOKEN_ENCRYPTION_KEY", "CAMPAIGN_API_TOKENS"}
-# Every variable of the configuration contract (README.md, "Configuration").
+# Every variable of the configuration contract (README.md, "Configuration"). The ConfigMap is shared by every
+# binary: HUB_CONFIG_URL is read by webhook-gateway and order-publisher only.
 CONTRACT_VARS = SECRET_VARS | {
     "SHOPEE_API_BASE_URL", "SHOPEE_PARTNER_ID", "SHOPEE_PUSH_CALLBACK_URL", "PUBSUB_PROJECT_ID",
     "PUBSUB_EMULATOR_HOST", "ORDR_TOPIC", "PRICE_UPDATE_TOPIC", "INVENTORY_UPDATE_TOPIC",
@@ -302,9 +309,9 @@ for overlay in overlays:
                 secret_refs[e["name"]] = (ref.get("name"), ref.get("key"))
         want = SECRET_KEYS_ALL | SECRET_KEYS_EXTRA.get(name, set())
         wrong = [k for k, (s, key) in secret_refs.items() if s != SECRET_NAME or key != k]
-        check(want <= set(secret_refs) and not wrong,
-              f"{what} secrets from {SECRET_NAME}: {', '.join(sorted(secret_refs))}",
-              f"missing {sorted(want - set(secret_refs))}, wrong {wrong}")
+        check(want == set(secret_refs) and not wrong,
+              f"{what} secrets from {SECRET_NAME}, exactly the ones it reads: {', '.join(sorted(secret_refs))}",
+              f"missing {sorted(want - set(secret_refs))}, not read {sorted(set(secret_refs) - want)}, wrong {wrong}")
         literal_secrets = [e["name"] for e in c.get("env") or [] if e["name"] in SECRET_VARS and "value" in e]
         check(not literal_secrets, f"{what} no secret value inline", ", ".join(literal_secrets))
         if "CAMPAIGN_API_TOKENS" not in want:
