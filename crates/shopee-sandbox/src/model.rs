@@ -465,6 +465,9 @@ pub struct JournalEntry {
     pub http_status: u16,
     /// Shopee's error code, empty on success.
     pub error: String,
+    /// A refusal inside a successful envelope (`update_result: failed`): nothing changed although `error` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_in_answer: Option<String>,
     /// The JSON body (POST) or the query parameters without `sign` and `access_token` (GET).
     pub request: serde_json::Value,
 }

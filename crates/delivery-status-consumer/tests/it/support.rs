@@ -242,12 +242,13 @@ impl Env {
     }
 
     /// Shopee calls to `api` for `sn`, as (http_status, error).
+    /// A refusal inside a successful envelope (`update_result: failed`) counts as a refusal.
     pub fn calls(&self, api: &str, sn: &str) -> Vec<(u16, String)> {
         self.sandbox
             .journal()
             .into_iter()
             .filter(|e| e.api == api && e.request.get("order_sn").and_then(Value::as_str) == Some(sn))
-            .map(|e| (e.http_status, e.error))
+            .map(|e| (e.http_status, e.refused_in_answer.unwrap_or(e.error)))
             .collect()
     }
 

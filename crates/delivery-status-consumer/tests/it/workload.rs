@@ -145,7 +145,7 @@ pub fn journal_by_order(env: &Env) -> (HashMap<String, usize>, HashMap<String, u
         let Some(sn) = j.request.get("order_sn").and_then(Value::as_str) else {
             continue;
         };
-        let map = if j.error.is_empty() {
+        let map = if j.error.is_empty() && j.refused_in_answer.is_none() {
             &mut changed
         } else {
             &mut refused
@@ -191,7 +191,7 @@ pub fn shopee_calls(env: &Env) -> Calls {
             continue;
         };
         let steps = taken.entry(sn.to_owned()).or_default();
-        if j.error.is_empty() {
+        if j.error.is_empty() && j.refused_in_answer.is_none() {
             calls.accepted += 1;
             if steps.contains(&step) {
                 calls.steps_applied_twice += 1;

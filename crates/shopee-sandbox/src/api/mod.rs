@@ -500,6 +500,15 @@ pub(crate) async fn shopee(
             Ok(_) => (StatusCode::OK, String::new()),
             Err(e) => (e.status, e.error.clone()),
         };
+        // A refusal Shopee sends inside a successful envelope (`update_tracking_status`: `update_result: failed`).
+        let refused_in_answer = match &result {
+            Ok(Out::Data { response, .. })
+                if response.get("update_result") == Some(&Value::from("failed")) =>
+            {
+                Some("update_result: failed".to_owned())
+            }
+            _ => None,
+        };
         inner.journal.push(JournalEntry {
             at_ms,
             method: method.to_string(),
@@ -507,6 +516,7 @@ pub(crate) async fn shopee(
             shop_id,
             http_status: http_status.as_u16(),
             error,
+            refused_in_answer,
             request: journal_request,
         });
         let capacity = inner.cfg.journal_capacity.max(1);
