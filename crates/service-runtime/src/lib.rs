@@ -6,12 +6,17 @@
 //! `TryFrom` into its runtime config; its `main` parses them with [`cli::parse`], then calls [`cli::run`] with a
 //! closure that builds its adapters and serves until the [`CancellationToken`](tokio_util::sync::CancellationToken)
 //! fires.
+//!
+//! Background loops run on [`periodic::Periodic`] (a named task every interval, with jitter, backoff on errors,
+//! metrics and a bounded grace at shutdown); every retry delay comes from [`backoff::delay`].
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod health;
 pub mod kafka;
+pub mod periodic;
 pub mod pubsub;
 pub mod redis;
 pub mod shopee;
