@@ -75,10 +75,15 @@ impl Outcome {
     }
 }
 
+/// The first retry of a failed detail fetch waits this long; each further one twice as long, up to [`RETRY_MAX`].
+const RETRY_BASE: Duration = Duration::from_millis(500);
+/// 500 ms * 2^8: the ninth and later retries wait about two minutes.
+const RETRY_MAX: Duration = Duration::from_secs(128);
+
+/// The wait before the next fetch of pushes that failed `attempts` times (1-based).
 fn backoff(attempts: i32) -> Duration {
-    let exp = attempts.clamp(1, 9) as u32;
-    let base = Duration::from_millis(500) * 2u32.pow(exp - 1);
-    base.min(Duration::from_secs(300))
+    let attempt = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+    service_runtime::backoff::delay(RETRY_BASE, RETRY_MAX, attempt)
 }
 
 impl Intake {
@@ -461,9 +466,68 @@ enum Next {
     FetchDetail,
 }
 
+/// `(max(product_mappings.updated_at), max(hubs.updated_at))`: changes when a mapping or a hub changed.
+type Watermark = (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>);
+
+/// Publishes waiting orders as soon as their mapping exists: re-checks `needs_mapping` orders whenever product
+/// mappings or hubs changed (and on the first run), and handles redrive requests. Run every 2 s.
+pub struct WaitingOrders {
+    intake: Intake,
+    /// The watermark the last complete re-check saw.
+    seen: std::sync::Mutex<Option<Watermark>>,
+}
+
+impl WaitingOrders {
+    pub const EVERY: Duration = Duration::from_secs(2);
+
+    pub fn new(intake: Intake) -> Self {
+        Self {
+            intake,
+            seen: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn run_once(&self) -> anyhow::Result<()> {
+        let intake = &self.intake;
+        let current: Watermark = sqlx::query_as(
+            "SELECT (SELECT max(updated_at) FROM product_mappings), (SELECT max(updated_at) FROM hubs)",
+        )
+        .fetch_one(&intake.pool)
+        .await?;
+        let seen = *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen != Some(current) {
+            let waiting = intake.needs_mapping_orders(500).await?;
+            if !waiting.is_empty() {
+                tracing::info!(
+                    orders = waiting.len(),
+                    "mappings changed: retrying orders that need a mapping"
+                );
+                intake.retry_orders(waiting).await?;
+            }
+            *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current);
+        }
+        intake.redrive().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_fetch_is_retried_after_500_ms_doubling_up_to_128_s() {
+        let waits: Vec<u64> = [0, 1, 2, 3, 9, 10, 25]
+            .map(|a| backoff(a).as_millis() as u64)
+            .to_vec();
+        assert_eq!(waits, [500, 500, 1000, 2000, 128_000, 128_000, 128_000]);
+    }
 
     /// `orders.intake_state`'s CHECK holds the enum's spellings.
     #[test]

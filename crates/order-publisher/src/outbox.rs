@@ -11,6 +11,17 @@ use sqlx::PgPool;
 /// A row is leased for this long while being published; a relay that dies leaves it to another.
 const LEASE_SECS: f64 = 15.0;
 
+/// The first republish of a row waits this long; each further one twice as long, up to [`RETRY_MAX`].
+const RETRY_BASE: Duration = Duration::from_millis(500);
+/// 500 ms * 2^7: the eighth and later attempts wait about a minute.
+const RETRY_MAX: Duration = Duration::from_secs(64);
+
+/// The wait before publishing again a row whose `attempts`-th publish (1-based) failed.
+fn backoff(attempts: i32) -> Duration {
+    let attempt = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+    service_runtime::backoff::delay(RETRY_BASE, RETRY_MAX, attempt)
+}
+
 #[derive(Clone)]
 pub struct OutboxRelay {
     pub pool: PgPool,
@@ -77,7 +88,7 @@ impl OutboxRelay {
                         // A failed publish pauses its ordering key until resumed.
                         self.publisher.resume_publish(key.clone());
                     }
-                    let delay = Duration::from_millis(500 * 2u64.pow(row.attempts.clamp(1, 8) as u32 - 1));
+                    let delay = backoff(row.attempts);
                     tracing::warn!(outbox.id = row.id, error = %e, retry_in_ms = delay.as_millis() as u64, "publish failed; will retry");
                     metrics::counter!("outbox_publish_total", "outcome" => "error").increment(1);
                     sqlx::query(
@@ -114,5 +125,18 @@ impl OutboxRelay {
         )
         .fetch_one(&self.pool)
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_publish_is_retried_after_500_ms_doubling_up_to_64_s() {
+        let waits: Vec<u64> = [1, 2, 3, 8, 9, 40]
+            .map(|a| backoff(a).as_millis() as u64)
+            .to_vec();
+        assert_eq!(waits, [500, 1000, 2000, 64_000, 64_000, 64_000]);
     }
 }

@@ -2,8 +2,6 @@
 //! order-list scan by update_time per shop. Orders already known in the same status are skipped, so they cost no
 //! detail call. One replica at a time (PostgreSQL advisory lock).
 
-use std::time::Duration;
-
 use chrono::Utc;
 use domain::{OrderSn, ShopId};
 use pg_enum::Text;
@@ -188,22 +186,5 @@ impl Reconciler {
         }
         let push = Push::order_status(shop, sn.clone(), status);
         Ok(self.inbox.insert(&push, Source::OrderList, None).await? == push_inbox::Stored::New)
-    }
-}
-
-/// Runs [`Reconciler::run_once`] every `interval` until shutdown.
-pub async fn run_every(
-    reconciler: Reconciler,
-    interval: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        if let Err(e) = reconciler.run_once().await {
-            tracing::warn!(error = %e, "reconciliation failed; will try again next cycle");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
     }
 }

@@ -215,6 +215,19 @@ impl Periodic {
         }
     }
 
+    /// [`run`](Self::run) for the usual case: each run gets its own clone of `state` (a pool, a client, an
+    /// `Arc` of the worker), so its future owns what it uses.
+    pub async fn run_with<S, F, Fut, T, E>(self, shutdown: CancellationToken, state: S, mut task: F)
+    where
+        S: Clone,
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        T: Into<Next>,
+        E: Display,
+    {
+        self.run(shutdown, move || task(state.clone())).await;
+    }
+
     /// The wait before the next run after `failures` consecutive failures (0 = after a success), jittered.
     fn wait_after(&self, failures: u32) -> Duration {
         let full = if failures == 0 {
@@ -437,14 +450,13 @@ mod tests {
         let log = Log::new();
         let stop = CancellationToken::new();
         let l = log.clone();
-        let task = tokio::spawn(exact("drain", 10 * SEC).run(stop.clone(), move || {
-            let l = l.clone();
-            async move {
+        let task = tokio::spawn(
+            exact("drain", 10 * SEC).run_with(stop.clone(), l, |l| async move {
                 // Three full batches, then empty.
                 let run = l.mark();
                 anyhow::Ok(Next::immediately_if(run % 4 != 0))
-            }
-        }));
+            }),
+        );
         tokio::time::sleep(15 * SEC).await;
         stop.cancel();
         task.await.unwrap();
