@@ -179,9 +179,35 @@ fn dist() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// fmt, clippy, then the dependencies: none unused (cargo-machete), and licenses, duplicates and sources as
+/// deny.toml says (cargo-deny). Advisories need the RustSec database from GitHub, which this project's machines
+/// cannot reach: they are checked only with `CARGO_DENY_ADVISORIES=1`.
 fn lint() -> anyhow::Result<()> {
+    bootstrap::ensure(bootstrap::Task::Lint)?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // `--with-metadata`: crate names as cargo resolves them (renamed packages, lib names), not guessed. Without
+    // CARGO_PKG_NAME (set for xtask by `cargo run`): cargo-machete takes it as a sign that it was not started as
+    // `cargo machete`, and would read `machete` as a path.
+    sh(cargo()
+        .args(["machete", "--with-metadata"])
+        .env_remove("CARGO_PKG_NAME"))
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nlint: an unused dependency (named above with its Cargo.toml): remove it. If it is used where \
+             cargo-machete cannot see (a macro's expansion, only for a feature), add it to that crate's \
+             `[package.metadata.cargo-machete] ignored = [...]` with a comment saying why"
+        )
+    })?;
+    let mut checks = vec!["bans", "licenses", "sources"];
+    if std::env::var_os("CARGO_DENY_ADVISORIES").is_some_and(|v| v == "1") {
+        checks.push("advisories");
+    }
+    sh(cargo().args(["deny", "check"]).args(&checks)).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nlint: the dependency graph breaks a rule of deny.toml (the errors above say which crate and why)"
+        )
+    })
 }
 
 fn test(no_lint: bool, packages: &[String], args: &[String]) -> anyhow::Result<()> {
