@@ -98,8 +98,8 @@ fn refusal_in_words(text: &str) -> Option<&'static str> {
 
 /// Exponential backoff for an item after failed attempt number `attempts` (0-based).
 pub fn backoff(settings: &Settings, attempts: i32) -> Duration {
-    let factor = 2u32.saturating_pow(u32::try_from(attempts.clamp(0, 16)).unwrap_or(16));
-    settings.retry_base.saturating_mul(factor).min(settings.retry_max)
+    let attempt = u32::try_from(attempts).unwrap_or(0);
+    service_runtime::backoff::delay(settings.retry_base, settings.retry_max, attempt)
 }
 
 #[derive(Clone)]

@@ -19,8 +19,12 @@ pub mod redrive;
 pub mod resolve;
 pub mod store;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use axum::Router;
 use product_mapping::Mappings;
@@ -30,6 +34,7 @@ use service_runtime::config::{
     ShopeeConfig, TokenKeyArgs,
 };
 use service_runtime::health::{Dependency, Health};
+use service_runtime::periodic::Periodic;
 use service_runtime::pubsub::PubSubProbe;
 use shopee_client::ShopeeClient;
 use sqlx::PgPool;
@@ -305,46 +310,55 @@ impl Worker {
             moved: Arc::clone(&moved),
         };
         tasks.spawn(flusher.run(shutdown.clone()));
-        tasks.spawn(self.clone().unmapped_loop(fresh.clone(), moved, shutdown.clone()));
-        let redriver = redrive::Redriver {
-            pool: self.pool.clone(),
-            resolver: fresh,
-            flush_window: self.settings.flush_window,
+        let redrives = Redrives {
+            redriver: redrive::Redriver {
+                pool: self.pool.clone(),
+                resolver: fresh.clone(),
+                flush_window: self.settings.flush_window,
+            },
+            resume: AtomicBool::new(true),
         };
-        tasks.spawn(redrive_loop(
-            redriver,
-            self.settings.redrive_interval,
+        let settings = self.settings.clone();
+        let worker = Arc::new(self);
+        // At start a scheduled content sync waits one interval, as the jobs do.
+        let jobs = Jobs::new(Arc::clone(&worker), shutdown.clone());
+        tasks.spawn(
+            Periodic::new("needs-mapping", settings.unmapped_interval)
+                .wait_first()
+                .wake_on(moved)
+                .run_with(
+                    shutdown.clone(),
+                    (worker, fresh),
+                    |(worker, resolver)| async move {
+                        let applied = worker
+                            .apply_unmapped(&resolver)
+                            .await
+                            .context("cannot resolve needs_mapping updates")?;
+                        if applied > 0 {
+                            tracing::info!(applied, "needs_mapping updates resolved");
+                        }
+                        anyhow::Ok(())
+                    },
+                ),
+        );
+        tasks.spawn(Periodic::new("redrive", settings.redrive_interval).run_with(
             shutdown.clone(),
+            Arc::new(redrives),
+            |redrives| async move { redrives.run_once().await },
         ));
-        tasks.spawn(self.clone().jobs_loop(shutdown.clone()));
+        tasks.spawn(
+            Periodic::new("jobs", settings.jobs_interval)
+                .wait_first()
+                .run_with(shutdown.clone(), Arc::new(jobs), |jobs| async move {
+                    jobs.run_once().await
+                }),
+        );
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "a catalog-sync task panicked");
             }
         }
         Ok(())
-    }
-
-    /// Applies needs_mapping rows once their mapping exists: on a schedule, and at once when the flusher found a
-    /// SKU moved to other ids.
-    async fn unmapped_loop(
-        self,
-        resolver: resolve::Resolver,
-        moved: Arc<tokio::sync::Notify>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.settings.unmapped_interval) => {}
-                _ = moved.notified() => {}
-            }
-            match self.apply_unmapped(&resolver).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(applied = n, "needs_mapping updates resolved"),
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot resolve needs_mapping updates"),
-            }
-        }
     }
 
     /// One pass over needs_mapping rows; returns how many became sendable.
@@ -377,77 +391,118 @@ impl Worker {
         }
         Ok(n)
     }
+}
 
-    /// Mapping discovery and content-sync jobs, and the content-sync schedule.
-    async fn jobs_loop(self, shutdown: CancellationToken) {
-        let content =
-            content::ContentSync::new(self.pool.clone(), self.shopee.clone(), &self.catalog_graphql_url);
-        let mut next_scheduled =
-            tokio::time::Instant::now() + self.settings.content_interval.unwrap_or_default();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.settings.jobs_interval) => {}
-            }
-            loop {
-                match discovery::run_next(&self.pool, &self.shopee, &self.mappings).await {
-                    Ok(true) if !shutdown.is_cancelled() => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = format!("{e:#}"), "mapping discovery jobs unavailable");
-                        break;
-                    }
-                }
-            }
-            loop {
-                match content.run_next_job().await {
-                    Ok(true) if !shutdown.is_cancelled() => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = format!("{e:#}"), "content-sync jobs unavailable");
-                        break;
-                    }
-                }
-            }
-            if let Some(every) = self.settings.content_interval
-                && tokio::time::Instant::now() >= next_scheduled
-            {
-                next_scheduled = tokio::time::Instant::now() + every;
-                if let Err(e) = content.run_scheduled().await {
-                    tracing::warn!(error = format!("{e:#}"), "scheduled content sync failed");
-                }
-            }
+/// Mapping discovery and content-sync jobs, and the content-sync schedule: a run drains both job queues, then
+/// syncs content when the schedule is due (one run at a time, so the two content paths never overlap).
+struct Jobs {
+    worker: Arc<Worker>,
+    content: content::ContentSync,
+    /// When the scheduled content sync is due next (never when `content_interval` is unset).
+    content_due: std::sync::Mutex<tokio::time::Instant>,
+    shutdown: CancellationToken,
+}
+
+impl Jobs {
+    fn new(worker: Arc<Worker>, shutdown: CancellationToken) -> Self {
+        let content = content::ContentSync::new(
+            worker.pool.clone(),
+            worker.shopee.clone(),
+            &worker.catalog_graphql_url,
+        );
+        let first = tokio::time::Instant::now() + worker.settings.content_interval.unwrap_or_default();
+        Self {
+            worker,
+            content,
+            content_due: std::sync::Mutex::new(first),
+            shutdown,
         }
+    }
+
+    /// Every part runs even when another failed; the failures are reported together.
+    async fn run_once(&self) -> anyhow::Result<()> {
+        let w = &self.worker;
+        let discovery = self
+            .drain(|| discovery::run_next(&w.pool, &w.shopee, &w.mappings))
+            .await
+            .context("mapping discovery jobs unavailable");
+        let jobs = self
+            .drain(|| self.content.run_next_job())
+            .await
+            .context("content-sync jobs unavailable");
+        let scheduled = if self.content_due() {
+            self.content
+                .run_scheduled()
+                .await
+                .map(drop)
+                .context("scheduled content sync failed")
+        } else {
+            Ok(())
+        };
+        let failures: Vec<String> = [discovery, jobs, scheduled]
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(failures.join("; ")))
+        }
+    }
+
+    /// Runs jobs one after the other until there is none left (or shutdown).
+    async fn drain<F, Fut>(&self, mut next: F) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<bool>>,
+    {
+        while next().await? && !self.shutdown.is_cancelled() {}
+        Ok(())
+    }
+
+    /// Whether the scheduled content sync is due; if so, the next one is due an interval from now.
+    fn content_due(&self) -> bool {
+        let Some(every) = self.worker.settings.content_interval else {
+            return false;
+        };
+        let mut due = self
+            .content_due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        if now < *due {
+            return false;
+        }
+        *due = now + every;
+        true
     }
 }
 
-/// Takes redrive requests until `shutdown`; first looks again at redrives a crash may have cut short, and again
-/// after a pass that failed half-way.
-async fn redrive_loop(redriver: redrive::Redriver, every: Duration, shutdown: CancellationToken) {
-    let mut resume = true;
-    loop {
-        if resume {
-            match redriver.resume_interrupted().await {
-                Ok(done) => {
-                    resume = false;
-                    if !done.is_empty() {
-                        tracing::info!(letters = done.len(), "interrupted redrives handled again");
-                    }
-                }
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot resume interrupted redrives"),
+/// Redrive requests. First looks again at redrives a crash may have cut short, and again after a pass that failed
+/// half-way.
+struct Redrives {
+    redriver: redrive::Redriver,
+    resume: AtomicBool,
+}
+
+impl Redrives {
+    async fn run_once(&self) -> anyhow::Result<()> {
+        if self.resume.load(Ordering::Relaxed) {
+            let done = self
+                .redriver
+                .resume_interrupted()
+                .await
+                .context("cannot resume interrupted redrives")?;
+            self.resume.store(false, Ordering::Relaxed);
+            if !done.is_empty() {
+                tracing::info!(letters = done.len(), "interrupted redrives handled again");
             }
         }
-        if !resume && let Err(e) = redriver.run_once().await {
-            resume = true;
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "redrive pass failed; its letters are handled again"
-            );
+        if let Err(e) = self.redriver.run_once().await {
+            self.resume.store(true, Ordering::Relaxed);
+            return Err(e.context("redrive pass failed; its letters are handled again"));
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use dead_letters::DeadLetterStatus;
 use pg_enum::text_enum;
 use serde_json::Value;
+use service_runtime::backoff;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::events::{Kind, Update};
@@ -48,6 +49,11 @@ pub struct Recorded {
 
 type Key = (i64, i64, i64, Kind, String);
 
+/// A batch that lost a deadlock (or a serialization conflict) is recorded again, up to three times, after up to
+/// 20, 40, then 80 ms (full jitter, so the two sides do not meet again).
+const DEADLOCK_RETRY_BASE: Duration = Duration::from_millis(20);
+const DEADLOCK_RETRY_MAX: Duration = Duration::from_millis(80);
+
 /// Records a batch in one transaction: dead letters, newest-wins upserts, dirty items, needs_mapping rows.
 /// Once this returns Ok, every message of the batch may be acked.
 pub async fn record(
@@ -70,7 +76,8 @@ pub async fn record(
                 if attempt < 4 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
             {
                 drop(tx);
-                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                let wait = backoff::delay(DEADLOCK_RETRY_BASE, DEADLOCK_RETRY_MAX, attempt - 1);
+                tokio::time::sleep(backoff::full_jitter(wait)).await;
             }
             Err(e) => return Err(e),
         }
