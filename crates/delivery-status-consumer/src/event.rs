@@ -200,6 +200,10 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, String> {
     let occurred_at = DateTime::parse_from_rfc3339(&raw.occurred_at)
         .map_err(|e| format!("occurred_at is not an RFC 3339 time: {e}"))?
         .with_timezone(&Utc);
+    // chrono also reads a space for the `T`; RFC 3339's date-time (the schema's format) does not.
+    if !matches!(raw.occurred_at.as_bytes().get(10), Some(b'T' | b't')) {
+        return Err("occurred_at is not an RFC 3339 time: the date and the time must be joined by T".into());
+    }
     let reason = match raw.reason.as_deref() {
         None | Some("") => None,
         Some(r) => Some(failed_reason(r).ok_or_else(|| {
@@ -358,6 +362,198 @@ mod tests {
             let mut v = sample();
             v.as_object_mut().unwrap().remove(field);
             assert!(parse(&bytes(&v)).is_err(), "{field} is required by the schema");
+        }
+    }
+
+    fn schema() -> &'static jsonschema::Validator {
+        static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            let text = include_str!("../../../docs/events/delivery_event.schema.json");
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&serde_json::from_str(text).unwrap())
+                .unwrap()
+        })
+    }
+
+    /// What the consumer does with an event: a Shopee event is parsed in full; any other channel is skipped after
+    /// [`peek`] (whatever its other fields hold); an event without a readable channel is dead-lettered.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Verdict {
+        Applied,
+        Skipped,
+        DeadLettered(String),
+    }
+
+    fn verdict(event: &serde_json::Value) -> Verdict {
+        let payload = bytes(event);
+        match peek(&payload) {
+            Peek::OtherChannel => Verdict::Skipped,
+            Peek::Invalid => Verdict::DeadLettered("no readable sales_channel".into()),
+            Peek::Shopee => match parse(&payload) {
+                Ok(Parsed::Shopee(_)) => Verdict::Applied,
+                Ok(Parsed::OtherChannel) => Verdict::DeadLettered("peek and parse disagree".into()),
+                Err(e) => Verdict::DeadLettered(e),
+            },
+        }
+    }
+
+    /// A valid event of any type, for Shopee or another channel.
+    fn valid_event() -> impl Strategy<Value = serde_json::Value> {
+        use proptest::sample::select;
+        let text = || prop_oneof!["[ -~]*[!-~][ -~]*", "\\PC{0,8}[^\\s\\pC]\\PC{0,8}"];
+        let optional = |s: BoxedStrategy<String>| {
+            prop_oneof![
+                Just(json!(null)),
+                Just(json!("")),
+                s.prop_map(serde_json::Value::from)
+            ]
+        };
+        (
+            select(vec![
+                "delivery.ready",
+                "delivery.on_the_way",
+                "delivery.delivered",
+                "delivery.canceled",
+            ]),
+            text(),
+            text(),
+            prop_oneof![3 => Just("shopee".to_owned()), 1 => "[a-z]{1,8}"],
+            "[A-Z0-9]{1,32}",
+            select(vec![
+                "2026-11-25T12:00:00Z",
+                "2026-11-25T12:00:00.5Z",
+                "2026-11-25T09:00:00-03:00",
+                "2024-02-29T23:59:59+00:00",
+            ]),
+            optional("[ -~]{0,20}".boxed()),
+            optional("https://[a-z]{1,10}/[A-Z0-9]{0,10}".boxed()),
+            select(vec![
+                json!(null),
+                json!(""),
+                json!("buyer_unreachable"),
+                json!("buyer_unresponsive"),
+                json!("no_delivery_location_consensus"),
+            ]),
+            prop_oneof![
+                Just(json!(null)),
+                "[A-Z]{3}-[0-9]{2}".prop_map(serde_json::Value::from)
+            ],
+            any::<bool>(),
+        )
+            .prop_map(
+                |(event_type, event_id, order_id, channel, sn, at, tracking, url, reason, hub, absent)| {
+                    let mut v = json!({"event_type": event_type, "event_id": event_id, "order_id": order_id,
+                        "sales_channel": channel, "external_order_id": sn, "hub_id": hub, "occurred_at": at,
+                        "tracking_number": tracking, "tracking_url": url, "reason": reason});
+                    if absent {
+                        // The optional fields may be left out altogether.
+                        for field in ["hub_id", "tracking_number", "tracking_url", "reason"] {
+                            v.as_object_mut().unwrap().remove(field);
+                        }
+                    }
+                    v
+                },
+            )
+    }
+
+    /// Values that break a field's contract (some only for Shopee), and a few odd ones that do not.
+    fn values(field: &str) -> Vec<serde_json::Value> {
+        let common = [json!(42), json!(true), json!([]), json!({}), json!(null)];
+        let specific: Vec<serde_json::Value> = match field {
+            "event_type" => vec![json!("delivery.teleported"), json!(""), json!("DELIVERY.READY")],
+            "event_id" | "order_id" => vec![
+                json!(""),
+                json!("   "),
+                json!("\t\n"),
+                json!("\u{a0}"),
+                json!("e\u{0}1"),
+                json!(" e-1 "),
+            ],
+            "sales_channel" => vec![json!(""), json!("ifood"), json!("Shopee"), json!("shopee ")],
+            "external_order_id" => vec![
+                json!(""),
+                json!("abc-lower"),
+                json!("X".repeat(33)),
+                json!("2511 250"),
+            ],
+            "occurred_at" => vec![
+                json!("yesterday"),
+                json!(""),
+                json!("2026-11-25"),
+                json!("2026-11-25T12:00:00"),
+                json!("2026-11-25 12:00:00Z"),
+                json!("2026-11-25t12:00:00z"),
+                json!("2026-02-30T12:00:00Z"),
+                json!("2026-11-25T24:00:00Z"),
+                json!("2026-11-25T12:00:00+0300"),
+                json!(1_764_072_000),
+            ],
+            "tracking_number" | "tracking_url" => {
+                vec![json!(""), json!("  "), json!("BR\u{0}1"), json!("\u{0}")]
+            }
+            "reason" => vec![json!("dog_ate_it"), json!("BUYER_UNREACHABLE"), json!("")],
+            "hub_id" => vec![json!(""), json!("anything goes")],
+            _ => vec![],
+        };
+        common.into_iter().chain(specific).collect()
+    }
+
+    /// A valid event, or one with a field removed, of the wrong type, or with a bad (or odd) value.
+    fn event() -> impl Strategy<Value = serde_json::Value> {
+        use proptest::sample::select;
+        const FIELDS: [&str; 10] = [
+            "event_type",
+            "event_id",
+            "order_id",
+            "sales_channel",
+            "external_order_id",
+            "hub_id",
+            "occurred_at",
+            "tracking_number",
+            "tracking_url",
+            "reason",
+        ];
+        let replace = select(FIELDS.to_vec()).prop_flat_map(|f| (Just(f), select(values(f))));
+        (
+            valid_event(),
+            prop_oneof![
+                2 => Just(None),
+                1 => select(FIELDS.to_vec()).prop_map(|f| Some((f, None))),
+                4 => replace.prop_map(|(f, v)| Some((f, Some(v)))),
+                1 => Just(Some(("unexpected", Some(json!({"any": "thing"}))))),
+            ],
+        )
+            .prop_map(|(mut v, change)| {
+                match change {
+                    Some((field, None)) => {
+                        v.as_object_mut().unwrap().remove(field);
+                    }
+                    Some((field, Some(value))) => v[field] = value,
+                    None => {}
+                }
+                v
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The schema and the consumer agree: a Shopee event is applied exactly when the schema accepts it; an
+        /// event the schema accepts is never dead-lettered; another channel's event is skipped, valid or not (the
+        /// schema's description says so: only `sales_channel` is read).
+        #[test]
+        fn the_schema_and_the_parser_agree(event in event()) {
+            let valid = schema().validate(&event).map_err(|e| format!("{e} at {}", e.instance_path()));
+            let verdict = verdict(&event);
+            match &verdict {
+                Verdict::Applied => prop_assert!(valid.is_ok(), "applied, but the schema says {:?}: {}", valid, event),
+                Verdict::DeadLettered(why) => {
+                    prop_assert!(valid.is_err(), "dead-lettered ({}), but the schema accepts {}", why, event)
+                }
+                Verdict::Skipped => prop_assert!(event["sales_channel"].as_str().is_some_and(|c| c != SHOPEE)),
+            }
         }
     }
 

@@ -63,7 +63,8 @@ fn parse_event<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8])
 }
 
 fn check_event_id(what: &'static str, id: &str) -> Result<(), ParseError> {
-    if id.is_empty() || id.len() > 128 {
+    // Characters, as the schema's maxLength counts (not bytes).
+    if id.is_empty() || id.chars().count() > 128 {
         return Err(ParseError::new(what, "event_id must be 1-128 characters"));
     }
     Ok(())

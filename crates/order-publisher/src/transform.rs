@@ -155,6 +155,32 @@ pub fn event(order: NewOrder, event_id: uuid::Uuid, occurred_at: DateTime<Utc>) 
 mod tests {
     use super::*;
 
+    /// `docs/events/new_order.schema.json`, with formats (`uuid`, `date-time`) asserted.
+    fn schema() -> jsonschema::Validator {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/events/new_order.schema.json"))
+                .expect("schema json");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("a valid schema")
+    }
+
+    /// The violations of the documented contract, as `message at /path`.
+    fn violations(event: &serde_json::Value) -> Vec<String> {
+        schema()
+            .iter_errors(event)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect()
+    }
+
+    fn assert_documented(order: NewOrder) {
+        let event = serde_json::to_value(event(order, uuid::Uuid::new_v4(), Utc::now())).expect("json");
+        let errors = violations(&event);
+        assert!(errors.is_empty(), "{errors:#?}\n{event:#}");
+    }
+
     pub(crate) const MULTI_LINE: &str = r#"{
       "order_sn": "2511250ABCDEF", "order_status": "READY_TO_SHIP", "region": "BR", "currency": "BRL", "cod": false,
       "create_time": 1764072000, "update_time": 1764072100, "pay_time": 1764072050, "ship_by_date": 1764075600,
@@ -212,6 +238,10 @@ mod tests {
         );
         assert_eq!(order.totals.discount.to_string(), "7.90");
         let event = event(order, uuid::Uuid::nil(), Utc::now());
+        // What the snapshot shows is also what the schema promises (times and buyer data unredacted).
+        let json = serde_json::to_value(&event).expect("json");
+        let errors = violations(&json);
+        assert!(errors.is_empty(), "{errors:#?}\n{json:#}");
         insta::assert_json_snapshot!(event, {
             ".event_id" => "[event_id]",
             ".occurred_at" => "[time]",
@@ -223,6 +253,29 @@ mod tests {
             ".order.customer.document" => "[buyer]",
             ".order.delivery_address.full_address" => "[buyer]",
         });
+    }
+
+    /// The check above can fail: what ORDR would reject, the schema rejects too.
+    #[test]
+    fn the_schema_rejects_a_broken_new_order() {
+        let order = new_order(&detail(MULTI_LINE), shop(), hub(), &skus).expect("order");
+        let good = serde_json::to_value(event(order, uuid::Uuid::new_v4(), Utc::now())).expect("json");
+        assert_eq!(violations(&good), Vec::<String>::new());
+        let broken: [(&str, serde_json::Value); 5] = [
+            ("/order/totals/total", serde_json::json!(33.7)),
+            ("/order/lines/0/quantity", serde_json::json!(0)),
+            ("/occurred_at", serde_json::json!("yesterday")),
+            ("/event_id", serde_json::json!("not-a-uuid")),
+            ("/order/external_id", serde_json::json!("lower-case")),
+        ];
+        for (pointer, value) in broken {
+            let mut event = good.clone();
+            *event.pointer_mut(pointer).expect("pointer") = value;
+            assert!(!violations(&event).is_empty(), "{pointer} should be refused");
+        }
+        let mut event = good.clone();
+        event["order"].as_object_mut().expect("order").remove("totals");
+        assert!(!violations(&event).is_empty(), "totals are required");
     }
 
     #[test]
@@ -252,6 +305,7 @@ mod tests {
         assert_eq!(order.totals.items.to_string(), "40.80");
         assert_eq!(order.totals.discount.to_string(), "10.70");
         assert_eq!(order.totals.total.to_string(), "35.00");
+        assert_documented(order);
     }
 
     /// `note` is the seller's private note: it never reaches ORDR as the buyer's notes.
@@ -263,6 +317,7 @@ mod tests {
         );
         let order = new_order(&detail(&json), shop(), hub(), &skus).expect("order");
         assert_eq!(order.notes, None);
+        assert_documented(order);
         let order = new_order(&detail(MULTI_LINE), shop(), hub(), &skus).expect("order");
         assert_eq!(order.notes.as_deref(), Some("Deixar na portaria"));
     }

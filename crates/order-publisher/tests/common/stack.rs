@@ -1,11 +1,13 @@
 //! The order stack the integration and chaos tests share: the sandbox pushes to the gateway, the gateway stores
 //! in PostgreSQL, the publisher fetches details from the sandbox and publishes to the Pub/Sub emulator, and a tap
-//! subscription on the emulator reads what ORDR would receive.
+//! subscription on the emulator reads what ORDR would receive. Every `new_order` pulled from it is checked against
+//! its documented contract, `docs/events/new_order.schema.json` ([`assert_new_order`]).
 
 #![allow(dead_code)] // each test target uses its part
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -221,7 +223,8 @@ impl Stack {
         self.publisher_stop = Some(stop);
     }
 
-    /// Pulls (and acks) what arrived on the tap subscription.
+    /// Pulls (and acks) what arrived on the tap subscription; panics on a payload that breaks the `new_order`
+    /// schema.
     pub async fn pull(&self) -> Vec<Received> {
         let http = reqwest::Client::new();
         let base = format!("http://{}/v1/{}", test_support::pubsub_emulator_host(), self.tap);
@@ -241,8 +244,10 @@ impl Stack {
             let data = base64::engine::general_purpose::STANDARD
                 .decode(m["message"]["data"].as_str().unwrap_or_default())
                 .expect("base64");
+            let payload: serde_json::Value = serde_json::from_slice(&data).expect("payload json");
+            assert_new_order(&payload);
             out.push(Received {
-                payload: serde_json::from_slice(&data).expect("payload json"),
+                payload,
                 attributes: serde_json::from_value(m["message"]["attributes"].clone()).unwrap_or_default(),
                 ordering_key: m["message"]["orderingKey"]
                     .as_str()
@@ -295,6 +300,34 @@ impl Stack {
             self.intake_state(sn).await
         );
     }
+}
+
+/// The contract ORDR is promised: `docs/events/new_order.schema.json`, draft 2020-12, formats (`uuid`,
+/// `date-time`) asserted rather than only annotated.
+pub fn new_order_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/events/new_order.schema.json"))
+                .expect("new_order.schema.json is JSON");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("new_order.schema.json is not a valid schema: {e}"))
+    })
+}
+
+/// Panics, listing every violation, when `payload` is not a `new_order` as documented.
+pub fn assert_new_order(payload: &serde_json::Value) {
+    let errors: Vec<String> = new_order_schema()
+        .iter_errors(payload)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a published new_order breaks docs/events/new_order.schema.json: {errors:#?}\npayload: {payload:#}"
+    );
 }
 
 #[derive(Debug)]
