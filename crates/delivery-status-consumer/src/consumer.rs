@@ -12,7 +12,9 @@
 //! - Start of an assignment: the committed offset is read, and the partition's first message must be that offset;
 //!   a fetch that begins past it, or brings nothing although the log goes further, is rewound
 //!   ([`crate::offsets::Admit::Rewind`], [`crate::offsets::Offsets::overdue`]) rather than let the position jump
-//!   over events nobody handled.
+//!   over events nobody handled. That is a workaround for a broker quirk (tansu 0.6), behind
+//!   [`ConsumerSettings::stalled_assignment_rewind`]; each rewind counts in `delivery_kafka_rewinds_total{topic,
+//!   trigger}` (`trigger` = `fetch_past_committed` or `nothing_fetched`), which stays at 0 on Kafka.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::event::{self, Peek};
-use crate::offsets::{Admit, Offsets, Ticket};
+use crate::offsets::{Admit, Offsets, StalledAssignmentRewind, Ticket};
 use crate::process::{Decision, Failure, Processor};
 
 /// How the consumer runs.
@@ -48,6 +50,9 @@ pub struct ConsumerSettings {
     /// On revoke or stop, how long running work is waited for.
     pub drain_timeout: Duration,
     pub commit_interval: Duration,
+    /// The workaround for brokers that answer a fetch from inside a record batch with a later batch or nothing
+    /// (`KAFKA_REWIND_STALLED_ASSIGNMENTS`; see [`StalledAssignmentRewind`]).
+    pub stalled_assignment_rewind: StalledAssignmentRewind,
 }
 
 impl ConsumerSettings {
@@ -61,18 +66,25 @@ impl ConsumerSettings {
             lane_capacity: 64,
             drain_timeout: Duration::from_secs(5),
             commit_interval: Duration::from_millis(200),
+            stalled_assignment_rewind: StalledAssignmentRewind::default(),
         }
     }
 }
 
 /// The offsets shared by the poll thread, the lanes and the rebalance callbacks.
-#[derive(Default)]
 struct Shared {
     offsets: Mutex<Offsets>,
     changed: Condvar,
 }
 
 impl Shared {
+    fn new(rewind: StalledAssignmentRewind) -> Self {
+        Self {
+            offsets: Mutex::new(Offsets::new(rewind)),
+            changed: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Offsets> {
         self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -251,7 +263,7 @@ pub fn start(
     processor: Processor,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ConsumerHandle> {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(settings.stalled_assignment_rewind));
     let ctx = Ctx {
         shared: shared.clone(),
         topic: settings.topic.clone(),
@@ -353,7 +365,7 @@ fn poll_loop(
                             seek = to,
                             "the fetch began past the committed offset; rewinding"
                         );
-                        rewind(consumer, shared, topic, partition, to);
+                        rewind(consumer, shared, topic, partition, to, "fetch_past_committed");
                         continue;
                     }
                 }
@@ -426,12 +438,20 @@ fn poll_loop(
     tracing::info!(?positions, "delivery consumer stopped; offsets committed");
 }
 
-/// Seeks `partition` back to `to`, in front of its committed offset (see `crate::offsets`).
-fn rewind(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str, partition: i32, to: i64) {
+/// Seeks `partition` back to `to`, in front of its committed offset (see `crate::offsets`); `trigger` says why.
+fn rewind(
+    consumer: &BaseConsumer<Ctx>,
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    to: i64,
+    trigger: &'static str,
+) {
     match consumer.seek(topic, partition, Offset::Offset(to), Duration::from_secs(5)) {
         Ok(()) => {
             shared.lock().rewound(partition, to);
-            metrics::counter!("delivery_kafka_rewinds_total").increment(1);
+            metrics::counter!("delivery_kafka_rewinds_total", "topic" => topic.to_owned(), "trigger" => trigger)
+                .increment(1);
         }
         // The next message of the partition, or the next look, asks again.
         Err(e) => tracing::warn!(error = %e, partition, "cannot rewind the partition"),
@@ -449,7 +469,14 @@ fn rewind_overdue(consumer: &BaseConsumer<Ctx>, shared: &Shared, topic: &str) {
             seek = o.rewind_to,
             "nothing fetched although the log goes past the committed offset; rewinding"
         );
-        rewind(consumer, shared, topic, o.partition, o.rewind_to);
+        rewind(
+            consumer,
+            shared,
+            topic,
+            o.partition,
+            o.rewind_to,
+            "nothing_fetched",
+        );
     }
 }
 

@@ -56,6 +56,16 @@ pub struct Args {
         value_parser = config::at_least(1000u64)
     )]
     pub kafka_session_timeout_ms: u64,
+    /// rewind a partition whose first message after an assignment is not the committed offset (a workaround for
+    /// brokers that answer a fetch from inside a record batch with a later batch or nothing, as tansu 0.6 does;
+    /// it never fires on Kafka): true or false
+    #[arg(
+        long,
+        env = "KAFKA_REWIND_STALLED_ASSIGNMENTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub kafka_rewind_stalled_assignments: bool,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -80,6 +90,8 @@ pub struct Config {
     pub redrive_interval: Duration,
     /// `DELIVERY_CONCURRENCY`: orders handled at once.
     pub lanes: usize,
+    /// `KAFKA_REWIND_STALLED_ASSIGNMENTS`: the broker-quirk workaround (see `offsets::StalledAssignmentRewind`).
+    pub stalled_assignment_rewind: offsets::StalledAssignmentRewind,
 }
 
 impl From<Args> for Config {
@@ -93,6 +105,9 @@ impl From<Args> for Config {
             shopee_attempts: args.delivery_shopee_attempts,
             redrive_interval: Duration::from_secs(args.delivery_redrive_interval_secs),
             lanes: args.delivery_concurrency,
+            stalled_assignment_rewind: offsets::StalledAssignmentRewind::from_flag(
+                args.kafka_rewind_stalled_assignments,
+            ),
         }
     }
 }
@@ -158,6 +173,7 @@ pub async fn run(serve: Serve<Config>) -> anyhow::Result<()> {
     );
     settings.session_timeout = config.session_timeout;
     settings.lanes = config.lanes;
+    settings.stalled_assignment_rewind = config.stalled_assignment_rewind;
     let consumer = consumer::start(settings, processor.clone(), serve.shutdown.clone())?;
     let redrive = tokio::spawn(redrive::run(
         processor,

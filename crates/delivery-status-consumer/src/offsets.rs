@@ -17,6 +17,11 @@
 //! is dropped, it was done), or until a fetch from offset 0 shows the events in between are really not in the log.
 //! When that batch is the last one, such a broker answers with nothing at all: an assignment whose first message
 //! is [overdue](Offsets::overdue) while the log goes past the committed offset is rewound the same way.
+//!
+//! That rewind is a workaround for a test broker, not something Kafka needs: it sits behind
+//! [`StalledAssignmentRewind`] (`KAFKA_REWIND_STALLED_ASSIGNMENTS`). On a broker without the quirk it never fires:
+//! the first message of an assignment is the committed offset itself (the mock-cluster test
+//! `a_quirk_free_broker_never_triggers_the_rewind` counts it).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -40,6 +45,30 @@ pub enum Admit {
     /// The assignment's first message lies past the committed offset: drop it, seek the partition to this
     /// offset, and confirm with [`Offsets::rewound`].
     Rewind(i64),
+}
+
+/// Whether an assignment whose first message is not its committed offset is rewound (see the module doc).
+///
+/// `Enabled` is needed for brokers that answer a fetch from inside a record batch with a later batch, or with nothing
+/// when it is the last batch (tansu 0.6). Kafka answers with the batch that holds the offset (the client drops what
+/// lies before it), so there the first message *is* the committed offset and the rewind never fires; it only costs
+/// one look at the end of the log per second while an assignment waits for its first message. Where the log
+/// really has no record at the committed offset (a transaction marker, compaction) it fires once per assignment,
+/// re-reads at most [`FIRST_REWIND`] events below it (dropped unread) and then takes the gap. `Disabled` trusts the
+/// broker: the first message is taken wherever it lies (a jump past the committed offset is still logged and
+/// counted as a gap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StalledAssignmentRewind {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl StalledAssignmentRewind {
+    /// `KAFKA_REWIND_STALLED_ASSIGNMENTS`.
+    pub fn from_flag(enabled: bool) -> Self {
+        if enabled { Self::Enabled } else { Self::Disabled }
+    }
 }
 
 /// How far below the committed offset the first rewind seeks; each further one seeks four times as far.
@@ -105,9 +134,17 @@ impl Part {
 pub struct Offsets {
     parts: HashMap<i32, Part>,
     epochs: u64,
+    rewind: StalledAssignmentRewind,
 }
 
 impl Offsets {
+    pub fn new(rewind: StalledAssignmentRewind) -> Self {
+        Self {
+            rewind,
+            ..Self::default()
+        }
+    }
+
     /// The partition is ours (again): a fresh epoch, starting from `committed` when the group has one.
     pub fn assign(&mut self, partition: i32, committed: Option<i64>) {
         self.epochs += 1;
@@ -140,6 +177,7 @@ impl Offsets {
     /// offset (see the module doc); later, offsets normally arrive in sequence, and a replay (an offset below the
     /// expected one) restarts the sequence there, so the position never passes a replayed message.
     pub fn admit(&mut self, partition: i32, offset: i64) -> Admit {
+        let rewind = self.rewind;
         let Some(p) = self.parts.get_mut(&partition) else {
             return Admit::Drop;
         };
@@ -164,7 +202,11 @@ impl Offsets {
             p.below_seen = true;
             return Admit::Drop;
         }
-        if offset > start && !p.below_seen && p.rewound_to != Some(0) {
+        if offset > start
+            && !p.below_seen
+            && p.rewound_to != Some(0)
+            && rewind == StalledAssignmentRewind::Enabled
+        {
             return Admit::Rewind(p.rewind_target(start));
         }
         if offset > start {
@@ -212,6 +254,9 @@ impl Offsets {
     /// past the committed offset: the caller rewinds them.
     pub fn overdue(&mut self, now: Instant) -> Vec<Overdue> {
         let mut out = Vec::new();
+        if self.rewind == StalledAssignmentRewind::Disabled {
+            return out;
+        }
         for (&partition, p) in &mut self.parts {
             let (Some(committed), Some(high)) = (p.next, p.high) else {
                 continue;
@@ -544,6 +589,32 @@ mod tests {
         // New events for partition 3: its log now goes past the committed offset.
         o.high_watermark(3, 60);
         assert_eq!(o.overdue(again + LOOK_AGAIN), vec![overdue(3, 50, 60, 0)]);
+    }
+
+    /// With the workaround off the broker is trusted: nothing is rewound, a jump past the committed offset is
+    /// taken (and counted as a gap), and an assignment that gets nothing is never looked at.
+    #[test]
+    fn with_the_rewind_disabled_the_first_message_is_taken_where_it_lies() {
+        let mut o = Offsets::new(StalledAssignmentRewind::Disabled);
+        o.assign(0, Some(10_000));
+        assert_eq!(o.admit(0, 10_100), Admit::Take);
+        o.skipped(0, 10_100);
+        assert_eq!(o.position(0), Some(10_101));
+        o.assign(1, Some(50));
+        assert_eq!(o.admit(1, 50), Admit::Take);
+        o.assign(2, Some(2));
+        o.high_watermark(2, 120);
+        let later = Instant::now() + FIRST_MESSAGE_WAIT + LOOK_AGAIN;
+        assert_eq!(o.overdue(later), vec![]);
+        // Enabled (the default), the same assignment is rewound.
+        let mut o = Offsets::new(StalledAssignmentRewind::Enabled);
+        o.assign(2, Some(2));
+        o.high_watermark(2, 120);
+        assert_eq!(o.overdue(later).len(), 1);
+        assert_eq!(
+            StalledAssignmentRewind::from_flag(false),
+            StalledAssignmentRewind::Disabled
+        );
     }
 
     proptest! {

@@ -4,6 +4,7 @@
 
 mod flows;
 mod mock;
+mod quirks;
 mod reliability;
 mod support;
 mod workload;
