@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use domain::ShopId;
 use serde_json::json;
+use service_runtime::periodic::Periodic;
 use shopee_client::api::discount::DiscountStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -29,24 +30,21 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
+/// Reconciles at start, then every `every`, until `shutdown`.
 pub async fn run_loop(state: AppState, every: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        match reconcile_once(&state, ABANDON_AFTER).await {
-            Ok(r) => {
-                for e in &r.errors {
-                    tracing::warn!(error = %e, "campaign reconciliation");
-                }
-                tracing::debug!(?r, "campaigns reconciled");
+    Periodic::new("reconcile", every)
+        .run_with(shutdown.clone(), state, |state| async move {
+            // `ApiError` is made for HTTP answers; its Debug form names the variant and the cause.
+            let report = reconcile_once(&state, ABANDON_AFTER)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            for e in &report.errors {
+                tracing::warn!(error = %e, "campaign reconciliation");
             }
-            Err(e) => tracing::warn!(error = ?e, "campaign reconciliation failed; next round retries"),
-        }
-    }
+            tracing::debug!(?report, "campaigns reconciled");
+            Ok::<_, String>(())
+        })
+        .await;
 }
 
 /// A shop whose creation stopped half-way.

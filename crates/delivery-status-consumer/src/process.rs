@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use domain::delivery::{DeliveryState, plan};
+use service_runtime::backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{self, Parsed, ShopeeDelivery};
@@ -54,9 +55,12 @@ pub enum Failure {
 pub struct RetrySettings {
     /// Attempts per step (each may itself retry inside the Shopee client).
     pub attempts: u32,
-    /// Wait before the second attempt; each further one waits three times longer.
+    /// Wait before the second attempt; each further one waits twice as long, up to [`MAX_STEP_BACKOFF`].
     pub first_backoff: Duration,
 }
+
+/// The longest wait between two attempts of a step (the lane is held meanwhile).
+pub const MAX_STEP_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Default for RetrySettings {
     fn default() -> Self {
@@ -177,7 +181,6 @@ impl Processor {
         step: &domain::delivery::Step,
         stop: &CancellationToken,
     ) -> Result<Result<Done, StepError>, Failure> {
-        let mut wait = self.retry.first_backoff;
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -188,11 +191,11 @@ impl Processor {
             match result {
                 Err(StepError::Transient(reason)) if attempt < attempts => {
                     tracing::debug!(order.sn = %ev.order_sn, attempt, reason = %reason, "transient Shopee failure; retrying");
+                    let wait = backoff::delay(self.retry.first_backoff, MAX_STEP_BACKOFF, attempt - 1);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = stop.cancelled() => return Err(Failure::Abandoned),
                     }
-                    wait *= 3;
                     attempt += 1;
                 }
                 Err(StepError::Transient(reason)) => {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use service_runtime::periodic::{Next, Periodic};
 use tokio_util::sync::CancellationToken;
 
 use crate::process::{Decision, Failure, Processor};
@@ -12,24 +13,19 @@ use crate::store::Store;
 /// Rows per claim.
 const BATCH: i64 = 20;
 
-/// Replays requested redrives every `interval` until `stop`.
+/// Replays requested redrives every `interval` until `stop`, batch after batch while batches come back full.
 pub async fn run(processor: Processor, interval: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = stop.cancelled() => return,
-        }
-        loop {
+    Periodic::new("redrive", interval)
+        .wait_first()
+        .run_with(stop.clone(), (processor, stop), |(processor, stop)| async move {
             match once(&processor, &stop).await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "redriving delivery dead letters failed; trying again later");
-                    break;
-                }
+                Ok(n) => Ok(Next::immediately_if(n as i64 == BATCH)),
+                // Stopping: the batch rolled back, its rows stay requested.
+                Err(Failure::Abandoned) => Ok(Next::AfterInterval),
+                Err(e) => Err(e),
             }
-        }
-    }
+        })
+        .await;
 }
 
 /// One batch; how many rows it handled.

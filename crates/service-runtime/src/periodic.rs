@@ -162,8 +162,8 @@ impl Periodic {
                 return;
             }
             let started = Instant::now();
-            let run = task();
-            tokio::pin!(run);
+            // Boxed: a task's future can be deep (a Kafka event's whole handling); the helper's own stays small.
+            let mut run = Box::pin(task());
             let finished = tokio::select! {
                 biased;
                 result = &mut run => Some(result),
