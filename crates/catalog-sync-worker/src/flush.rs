@@ -33,11 +33,12 @@ pub enum FailureClass {
     Transient(String),
 }
 
-/// Classifies one `failure_list` entry. Shopee's per-model code decides when there is one: a retryable code
-/// (`error_system_busy`, `error_rate_limit`, ...) is retried, a known refusal (`error_item_deleted`,
-/// `error_stock_less_than_promotion_reserved`, `error_cannot_update_price_in_promotion`, `error_param`, ...) is
-/// parked. Without a code, or with one this worker does not know, the message's wording decides, and what is not
-/// recognised is retried (up to `max_model_attempts`, then parked). The reason keeps the code and the message.
+/// Classifies one `failure_list` entry by what Shopee documents (see [`DOCUMENTED`]). Shopee documents
+/// `failure_list[{model_id, failed_reason}]`: the documented text decides. A per-model code is not documented, but
+/// when one comes it is read as Shopee's codes are: a retryable one (`error_system_busy`, `error_inner`, ...) is
+/// retried, and a documented code whose documented texts all mean the same refusal is parked even with an
+/// unhelpful message. Anything else (an unknown code or wording) is retried, up to `max_model_attempts`, then
+/// parked. The reason keeps the code and the message.
 pub fn classify_failure(f: &ModelFailure) -> FailureClass {
     classify(f.code(), f.message())
 }
@@ -56,44 +57,441 @@ pub fn classify(code: Option<&str>, message: &str) -> FailureClass {
             }
             CodeClass::Permanent => {}
         }
-        if let Some(what) = refusal_of_code(code) {
-            return FailureClass::Permanent(format!("{what} ({described})"));
+    }
+    match documented_meaning(code, message) {
+        Some(Meaning::Refused(what)) => FailureClass::Permanent(format!("{what} ({described})")),
+        Some(Meaning::TryLater) | None => FailureClass::Transient(described),
+    }
+}
+
+/// What a documented refusal means for the update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meaning {
+    /// Parked at once; the words go into the dead letter's reason.
+    Refused(&'static str),
+    /// Shopee says to try again later: retried like an unknown reason.
+    TryLater,
+}
+
+const GONE: Meaning = Meaning::Refused("item or model deleted or not found");
+const UNEDITABLE: Meaning = Meaning::Refused("item deleted or not editable in its status");
+const PRICE_LOCKED: Meaning = Meaning::Refused("price locked by promotion");
+const STOCK_LOCKED: Meaning = Meaning::Refused("stock locked by promotion");
+const RESERVE: Meaning = Meaning::Refused("stock under the stock reserved by promotions");
+const LOCATION: Meaning = Meaning::Refused("warehouse location refused");
+const INVALID: Meaning = Meaning::Refused("refused as invalid");
+const NOT_PERMITTED: Meaning = Meaning::Refused("not permitted for this shop or item");
+const HOLIDAY: Meaning = Meaning::Refused("shop in holiday mode");
+const TRY_LATER: Meaning = Meaning::TryLater;
+
+/// Which of Shopee's API pages documents a row: the `error_list` of `v2.product.update_price` or
+/// `v2.product.update_stock` (Shopee's API reference, as kept in the public repository `congminh1254/shopee-sdk`,
+/// `schemas/v2.product.update_price.json` and `schemas/v2.product.update_stock.json`); the codes are also the
+/// `error_codes` of those APIs in `crates/shopee-contract/contract/v2.product.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    UpdatePrice,
+    UpdateStock,
+    Both,
+}
+
+/// One documented refusal: Shopee's code, the text Shopee documents with it, and where.
+struct Documented {
+    code: &'static str,
+    /// Shopee's text. A `{` marks where Shopee fills in details: the text up to it is matched as a prefix.
+    text: &'static str,
+    /// The citation (checked against the contract by `every_row_cites_a_code_its_api_documents`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    source: Source,
+    meaning: Meaning,
+}
+
+const fn row(code: &'static str, text: &'static str, source: Source, meaning: Meaning) -> Documented {
+    Documented {
+        code,
+        text,
+        source,
+        meaning,
+    }
+}
+
+/// Every item- or model-level refusal Shopee documents for `update_price` / `update_stock` (the request-level
+/// ones, signatures, tokens, partner ids, are the client's business). The batch outlet updates document no codes of
+/// their own; their `failed_reason`s are read with the same table. Not listed, so retried as unknown:
+/// `error_busi_update_stock_failed` ("please check failure_list": says nothing of a model) and `error_param`'s
+/// bare `{{.error_info}}`.
+const DOCUMENTED: &[Documented] = &[
+    // Both APIs.
+    row("error_param", "parameter invalid", Source::Both, INVALID),
+    row(
+        "error_param",
+        "The information you queried is not found.",
+        Source::Both,
+        GONE,
+    ),
+    row(
+        "error_param",
+        "Wrong parameters, detail: {msg}.",
+        Source::Both,
+        INVALID,
+    ),
+    row("error_param", "Repeat model_id.", Source::Both, INVALID),
+    row("error_param", "Wrong model_id.", Source::Both, GONE),
+    row(
+        "error_param",
+        "Invalid parameter for product.",
+        Source::Both,
+        INVALID,
+    ),
+    row("error_data", "parse data failed", Source::Both, INVALID),
+    row("error_data", "data not exist", Source::Both, GONE),
+    row("error_shop", "shopid is invalid", Source::Both, NOT_PERMITTED),
+    row(
+        "error_item_not_belong_shop",
+        "Item not belong to shop.",
+        Source::Both,
+        GONE,
+    ),
+    row(
+        "error_item_not_found",
+        "Item_id is not found.",
+        Source::Both,
+        GONE,
+    ),
+    row("error_item_not_found", "Product not found", Source::Both, GONE),
+    row(
+        "error_param_shop_id_not_found",
+        "Shop_id is not found.",
+        Source::Both,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_nil_shopid_or_itemid",
+        "Query information failed.",
+        Source::Both,
+        INVALID,
+    ),
+    row(
+        "error_item_uneditable",
+        "Can't edit this item. item status can not support editing.",
+        Source::Both,
+        UNEDITABLE,
+    ),
+    row(
+        "error_perm_non_admin",
+        "Don't have permission.",
+        Source::Both,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_seller_under_penalty",
+        "The shop is under penalty.",
+        Source::Both,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_busi_cannot_edit_vsku",
+        "Can not use OpenAPI to edit/create VSKU, please connect with your manager",
+        Source::Both,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_auth",
+        "Your shop can not use model level dts",
+        Source::Both,
+        NOT_PERMITTED,
+    ),
+    row("error_inner", "Invalid stock location ID", Source::Both, LOCATION),
+    row("error_network", "Inner http call failed", Source::Both, TRY_LATER),
+    row(
+        "error_server",
+        "Something wrong. Please try later.",
+        Source::Both,
+        TRY_LATER,
+    ),
+    row(
+        "error_server",
+        "Interal error, please contact openapi team.",
+        Source::Both,
+        TRY_LATER,
+    ),
+    row(
+        "error_inner",
+        "Our system is taking some time to respond, please try later.",
+        Source::Both,
+        TRY_LATER,
+    ),
+    row(
+        "error_system_busy",
+        "Our system is taking some time to respond, please try later.",
+        Source::Both,
+        TRY_LATER,
+    ),
+    row(
+        "error_inner",
+        "System error, please try again later or contact the OpenAPI support team.",
+        Source::Both,
+        TRY_LATER,
+    ),
+    row(
+        "error_inner",
+        "Update item failed {{.error_info}}",
+        Source::Both,
+        TRY_LATER,
+    ),
+    // update_price.
+    row(
+        "error_busi_price_lower_then_wholesale_price",
+        "Original_price should bigger then wholesale price",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_update_price_fail",
+        "Update price failed, please try later.",
+        Source::UpdatePrice,
+        TRY_LATER,
+    ),
+    row(
+        "error_invalid_price",
+        "Invalid price, please use the correct format",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_invalid_price_for_logistic",
+        "Shipping channel cannot be enabled as product price exceeds limit.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_related_product_in_promotion",
+        "Asku has upcoming or ongoing promotion, can't update global product price{...}",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_price_exceed_min_limitt",
+        "Original_price is less than min price limit.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_price_exceed_max_limitt",
+        "Original_price is bigger than max price limit.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_wholesale_price_less_than_ratio_limit",
+        "Wholesale price is less than ratio limit.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_cannt_edit_price_in_promotion",
+        "Original_price cannot be edited when item is under promotion.",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_price_out_of_range",
+        "Price is out of range.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_in_item_promotion_item_price_lock",
+        "Can't update price when item is under promotion.",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_slash_price_not_lowest",
+        "In slash sale, price should not be lower or same as slash price.",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_slash_price_models_diff",
+        "In slash sale, the model price should be the same.",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_price_should_be_same_for_wholesales",
+        "All model price should be the same when the item has been set wholesales.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    row(
+        "error_cannot_update_price_in_promotion",
+        "Price cannot be changed when model is under promotion.",
+        Source::UpdatePrice,
+        PRICE_LOCKED,
+    ),
+    row(
+        "error_edit_item_price_for_item_has_model",
+        "Can't edit item price directly while item has models.",
+        Source::UpdatePrice,
+        INVALID,
+    ),
+    // update_stock.
+    row(
+        "error_wms_shop_block_upate_stock",
+        "Warehouse shop can't update stock.",
+        Source::UpdateStock,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_auth",
+        "cnsc shop not upgraded, can not edit item.",
+        Source::UpdateStock,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_param",
+        "Parameter is not match the constraints, {{.error_info}}.",
+        Source::UpdateStock,
+        INVALID,
+    ),
+    row(
+        "error_server",
+        "The current item belong to the full FBS shop, so normal stock must be equal to 0",
+        Source::UpdateStock,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_auth",
+        "The current item belong to the full FBS or B2C shop, so normal stock must be equal to 0",
+        Source::UpdateStock,
+        NOT_PERMITTED,
+    ),
+    row(
+        "error_auth",
+        "The location_id input is not matched the shop's location_id(more/wrong). Please double check.",
+        Source::UpdateStock,
+        LOCATION,
+    ),
+    row(
+        "error_auth",
+        "Lack of location_id, please double check.",
+        Source::UpdateStock,
+        LOCATION,
+    ),
+    row(
+        "error_auth",
+        "Please wait for the holiday mode set then to edit item. Please try later.",
+        Source::UpdateStock,
+        TRY_LATER,
+    ),
+    row(
+        "error_auth",
+        "Total stock must be more than reserved stock.",
+        Source::UpdateStock,
+        RESERVE,
+    ),
+    row(
+        "error_auth",
+        "You do not have right to use seller location_id, please only fill seller_stock filed.",
+        Source::UpdateStock,
+        LOCATION,
+    ),
+    row(
+        "error.param",
+        "Can not update item with stock less than reserved stock",
+        Source::UpdateStock,
+        RESERVE,
+    ),
+    row(
+        "error_param",
+        "Can not update item with different stock structure.{...}",
+        Source::UpdateStock,
+        LOCATION,
+    ),
+    row(
+        "error_param",
+        "Can not update item with stock less than reserve stock",
+        Source::UpdateStock,
+        RESERVE,
+    ),
+    row(
+        "error_busi",
+        "The merchant/shop has multi warehouse, please input location id",
+        Source::UpdateStock,
+        LOCATION,
+    ),
+    row(
+        "error_auth",
+        "Stock should be larger than reserved stock.",
+        Source::UpdateStock,
+        RESERVE,
+    ),
+    row(
+        "error_cannt_edit_stock_in_promotion",
+        "Normal_stock cannot be edited when item is under promotion.",
+        Source::UpdateStock,
+        STOCK_LOCKED,
+    ),
+    row(
+        "error_holiday_mode_change_stock",
+        "Cannot change stock in holiday mode.",
+        Source::UpdateStock,
+        HOLIDAY,
+    ),
+    row(
+        "error_promotion_cantnot_update_stock",
+        "Cannot change stock when item is under promotion.",
+        Source::UpdateStock,
+        STOCK_LOCKED,
+    ),
+    row(
+        "error_in_item_promotion_nomodel_to_models",
+        "Can't to edit item stock directly while item has models.",
+        Source::UpdateStock,
+        INVALID,
+    ),
+    row(
+        "error_model_update_stock_model_in_promotion",
+        "Model stock cannot be editted when item/model is promotion.",
+        Source::UpdateStock,
+        STOCK_LOCKED,
+    ),
+    row(
+        "error_edit_item_stock_for_item_has_model",
+        "Can't to edit item stock directly while item has models.",
+        Source::UpdateStock,
+        INVALID,
+    ),
+];
+
+/// Lower case, single spaces, no trailing full stop: Shopee's texts vary in those only.
+fn normalized(text: &str) -> String {
+    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    t.trim_end_matches('.').to_lowercase()
+}
+
+impl Documented {
+    fn matches(&self, reason: &str) -> bool {
+        let reason = normalized(reason);
+        match self.text.split_once('{') {
+            Some((fixed, _)) => reason.starts_with(normalized(fixed).as_str()),
+            None => reason == normalized(self.text),
         }
     }
-    match refusal_in_words(message) {
-        Some(what) => FailureClass::Permanent(format!("{what} ({described})")),
-        None => FailureClass::Transient(described),
-    }
 }
 
-/// What a known per-model refusal code means; `None` for a code this worker does not know.
-fn refusal_of_code(code: &str) -> Option<&'static str> {
-    let c = code.to_ascii_lowercase();
-    match c.as_str() {
-        "error_param" | "error_price" | "error_stock" | "error_location" => Some("refused as invalid"),
-        "error_permission" | "error_auth" => Some("not permitted"),
-        _ => refusal_in_words(&c.replace('_', " ")),
+/// The meaning of a documented text; else of a documented code whose texts all mean the same.
+fn documented_meaning(code: Option<&str>, reason: &str) -> Option<Meaning> {
+    if let Some(row) = DOCUMENTED.iter().find(|r| r.matches(reason)) {
+        return Some(row.meaning);
     }
-}
-
-/// The refusal a code or message describes in words (Shopee's documented reasons and the sandbox's wording).
-fn refusal_in_words(text: &str) -> Option<&'static str> {
-    let r = text.to_ascii_lowercase().replace('_', " ");
-    if r.contains("deleted") || r.contains("not found") || r.contains("not exist") {
-        Some("item or model deleted")
-    } else if r.contains("reserve") {
-        Some("stock under promotion reserve")
-    } else if r.contains("lock") || r.contains("in promotion") || r.contains("promotion") {
-        Some("price locked by promotion")
-    } else if r.contains("location")
-        || r.contains("negative")
-        || r.contains("greater than")
-        || r.contains("param")
-    {
-        Some("refused as invalid")
-    } else {
-        None
-    }
+    let mut meanings = DOCUMENTED
+        .iter()
+        .filter(|r| Some(r.code) == code)
+        .map(|r| r.meaning);
+    let first = meanings.next()?;
+    meanings.all(|m| m == first).then_some(first)
 }
 
 /// Exponential backoff for an item after failed attempt number `attempts` (0-based).
@@ -655,68 +1053,140 @@ fn invalid(problem: String) -> ShopeeError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn failure_reasons_are_classified_by_wording_without_a_code() {
-        for permanent in [
-            "The item has been deleted.",
-            "Stock cannot be less than the stock reserved by promotions (5).",
-            "The price is locked by a promotion: it cannot be updated now.",
-            "error_cannot_update_price_in_promotion",
-            "model_id does not exist in this item.",
-        ] {
-            assert!(
-                matches!(classify(None, permanent), FailureClass::Permanent(_)),
-                "{permanent}"
-            );
+    /// A documented text with its `{...}` filled in as Shopee would.
+    fn filled(text: &str) -> String {
+        match text.split_once('{') {
+            Some((fixed, _)) => format!("{fixed}stock: must be at least 0."),
+            None => text.to_owned(),
         }
-        assert!(matches!(
-            classify(None, "system busy, try later"),
-            FailureClass::Transient(_)
-        ));
     }
 
     #[test]
-    fn the_code_decides_and_is_kept_in_the_reason() {
+    fn every_documented_text_means_what_the_table_says() {
+        for r in DOCUMENTED {
+            let got = classify(None, &filled(r.text));
+            match r.meaning {
+                Meaning::Refused(what) => assert_eq!(
+                    got,
+                    FailureClass::Permanent(format!("{what} ({})", filled(r.text))),
+                    "{}",
+                    r.text
+                ),
+                Meaning::TryLater => assert!(matches!(got, FailureClass::Transient(_)), "{}", r.text),
+            }
+        }
+        // Shopee's case, spacing and full stops vary.
+        assert_eq!(
+            classify(None, "  price cannot be changed when model is under   PROMOTION "),
+            FailureClass::Permanent(
+                "price locked by promotion (  price cannot be changed when model is under   PROMOTION )"
+                    .into()
+            )
+        );
+    }
+
+    /// Each row names a code the API it cites documents (`shopee-contract`, from Shopee's reference).
+    #[test]
+    fn every_row_cites_a_code_its_api_documents() {
+        let contract: serde_json::Value =
+            serde_json::from_str(include_str!("../../shopee-contract/contract/v2.product.json"))
+                .expect("contract");
+        let codes = |path: &str| -> Vec<String> {
+            let api = contract["apis"]
+                .as_object()
+                .expect("apis")
+                .values()
+                .find(|a| a["path"] == path)
+                .expect("documented api");
+            serde_json::from_value(api["error_codes"].clone()).expect("codes")
+        };
+        let (price, stock) = (
+            codes("/api/v2/product/update_price"),
+            codes("/api/v2/product/update_stock"),
+        );
+        for r in DOCUMENTED {
+            let (in_price, in_stock) = (
+                price.iter().any(|c| c == r.code),
+                stock.iter().any(|c| c == r.code),
+            );
+            let cited = match r.source {
+                Source::UpdatePrice => in_price,
+                Source::UpdateStock => in_stock,
+                Source::Both => in_price && in_stock,
+            };
+            assert!(cited, "{} ({:?}) is not documented there", r.code, r.source);
+        }
+    }
+
+    #[test]
+    fn wording_shopee_does_not_document_is_retried() {
+        for unknown in [
+            "fail",
+            "The item has been deleted.",
+            "The price is locked by a promotion: it cannot be updated now.",
+            "Stock cannot be less than the stock reserved by promotions (5).",
+            "model_id does not exist in this item.",
+            "system busy, try later",
+            "",
+        ] {
+            assert_eq!(
+                classify(None, unknown),
+                FailureClass::Transient(unknown.into()),
+                "{unknown}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_code_decides_when_the_text_does_not_and_is_kept_in_the_reason() {
         // A retryable code is retried whatever the message says.
         assert_eq!(
-            classify(Some("error_system_busy"), "The item is locked, try again."),
-            FailureClass::Transient("error_system_busy: The item is locked, try again.".into())
+            classify(
+                Some("error_system_busy"),
+                "Price cannot be changed when model is under promotion."
+            ),
+            FailureClass::Transient(
+                "error_system_busy: Price cannot be changed when model is under promotion.".into()
+            )
         );
         assert!(matches!(
-            classify(Some("error_rate_limit"), ""),
+            classify(Some("error_inner"), "Invalid stock location ID"),
             FailureClass::Transient(_)
         ));
-        // A known refusal is parked at once, even with an unhelpful message; the code is in the reason.
+        // A documented code whose texts all mean one refusal is parked even with Shopee's sample text, "fail".
         for (code, what) in [
-            ("error_item_deleted", "item or model deleted"),
-            ("error_model_not_found", "item or model deleted"),
-            (
-                "error_stock_less_than_promotion_reserved",
-                "stock under promotion reserve",
-            ),
+            ("error_item_not_found", "item or model deleted or not found"),
             (
                 "error_cannot_update_price_in_promotion",
                 "price locked by promotion",
             ),
-            ("error_param", "refused as invalid"),
-            ("error_price", "refused as invalid"),
-            ("error_stock", "refused as invalid"),
-            ("error_permission", "not permitted"),
+            ("error.param", "stock under the stock reserved by promotions"),
+            ("error_cannt_edit_stock_in_promotion", "stock locked by promotion"),
+            ("error_perm_non_admin", "not permitted for this shop or item"),
         ] {
             assert_eq!(
-                classify(Some(code), "Failed."),
-                FailureClass::Permanent(format!("{what} ({code}: Failed.)")),
+                classify(Some(code), "fail"),
+                FailureClass::Permanent(format!("{what} ({code}: fail)")),
                 "{code}"
             );
         }
-        // An unknown code falls back to the message; unrecognised -> retried (bounded by max_model_attempts).
+        // A code documented with several meanings (error_param, error_auth) leaves it to the text.
         assert!(matches!(
-            classify(Some("error_something_new"), "The item has been deleted."),
-            FailureClass::Permanent(r) if r.contains("error_something_new")
+            classify(Some("error_param"), "fail"),
+            FailureClass::Transient(_)
         ));
         assert_eq!(
-            classify(Some("error_something_new"), "Odd."),
-            FailureClass::Transient("error_something_new: Odd.".into())
+            classify(Some("error_auth"), "Total stock must be more than reserved stock."),
+            FailureClass::Permanent(
+                "stock under the stock reserved by promotions (error_auth: Total stock must be more than reserved \
+                 stock.)"
+                    .into()
+            )
+        );
+        // Undocumented codes are unknown: retried, bounded by max_model_attempts.
+        assert_eq!(
+            classify(Some("error_item_deleted"), "Odd."),
+            FailureClass::Transient("error_item_deleted: Odd.".into())
         );
     }
 

@@ -18,11 +18,9 @@ pub(super) fn image_url(image_id: &str) -> String {
     format!("https://sandbox.invalid/file/{image_id}")
 }
 
-fn item_not_found(item_id: u64) -> ApiError {
-    ApiError::business(
-        "error_item_not_found",
-        format!("Item {item_id} not found in this shop."),
-    )
+/// Shopee's documented text for `error_item_not_found` (the same for every item: Shopee names none).
+fn item_not_found(_item_id: u64) -> ApiError {
+    ApiError::business("error_item_not_found", "Item_id is not found.")
 }
 
 fn price_info(inner: &Inner, shop_id: u64, item_id: u64, m: &Model, now: i64) -> Value {
@@ -193,6 +191,30 @@ fn failure(model_id: u64, reason: &str) -> Value {
     json!({"model_id": model_id, "failed_reason": reason})
 }
 
+/// The `failed_reason`s sent, each a text Shopee documents in the `error_list` of update_price / update_stock
+/// (catalog-sync-worker's `flush::DOCUMENTED` lists them with their codes and sources).
+pub(super) mod reason {
+    /// error_item_uneditable: the item's status (deleted) allows no edit.
+    pub const UNEDITABLE: &str = "Can't edit this item. item status can not support editing.";
+    /// error_param.
+    pub const WRONG_MODEL: &str = "Wrong model_id.";
+    /// error_cannot_update_price_in_promotion.
+    pub const PRICE_IN_PROMOTION: &str = "Price cannot be changed when model is under promotion.";
+    /// error_price_exceed_min_limitt.
+    pub const PRICE_BELOW_MIN: &str = "Original_price is less than min price limit.";
+    /// error_param's "Wrong parameters, detail: {msg}.".
+    pub const NO_SELLER_STOCK: &str = "Wrong parameters, detail: seller_stock is required.";
+    /// error_param's "Parameter is not match the constraints, {{.error_info}}.".
+    pub const NEGATIVE_STOCK: &str = "Parameter is not match the constraints, stock must not be negative.";
+    /// error_auth.
+    pub const LOCATION_REQUIRED: &str = "Lack of location_id, please double check.";
+    /// error_auth.
+    pub const LOCATION_UNKNOWN: &str =
+        "The location_id input is not matched the shop's location_id(more/wrong). Please double check.";
+    /// error.param.
+    pub const UNDER_RESERVE: &str = "Can not update item with stock less than reserved stock";
+}
+
 /// Applies original prices to one item's models; per-model failures. Err when the item does not exist.
 fn apply_prices(
     inner: &mut Inner,
@@ -210,22 +232,19 @@ fn apply_prices(
     let deleted = item.deleted();
     for &(model_id, price) in prices {
         if deleted {
-            failures.push(failure(model_id, "The item has been deleted."));
+            failures.push(failure(model_id, reason::UNEDITABLE));
             continue;
         }
         let Some(model) = item.models.get_mut(&model_id) else {
-            failures.push(failure(model_id, "model_id does not exist in this item."));
+            failures.push(failure(model_id, reason::WRONG_MODEL));
             continue;
         };
         if model.price_locked {
-            failures.push(failure(
-                model_id,
-                "The price is locked by a promotion: it cannot be updated now.",
-            ));
+            failures.push(failure(model_id, reason::PRICE_IN_PROMOTION));
             continue;
         }
         if !price.is_finite() || price <= 0.0 {
-            failures.push(failure(model_id, "original_price must be greater than 0."));
+            failures.push(failure(model_id, reason::PRICE_BELOW_MIN));
             continue;
         }
         model.original_price = money(price);
@@ -298,19 +317,19 @@ fn apply_stocks(
     for ((model_id, entries), reserved) in updates.iter().zip(reserves) {
         let model_id = *model_id;
         if deleted {
-            failures.push(failure(model_id, "The item has been deleted."));
+            failures.push(failure(model_id, reason::UNEDITABLE));
             continue;
         }
         let Some(model) = item.models.get_mut(&model_id) else {
-            failures.push(failure(model_id, "model_id does not exist in this item."));
+            failures.push(failure(model_id, reason::WRONG_MODEL));
             continue;
         };
         if entries.is_empty() {
-            failures.push(failure(model_id, "seller_stock is required."));
+            failures.push(failure(model_id, reason::NO_SELLER_STOCK));
             continue;
         }
         if entries.iter().any(|(_, s)| *s < 0) {
-            failures.push(failure(model_id, "stock must not be negative."));
+            failures.push(failure(model_id, reason::NEGATIVE_STOCK));
             continue;
         }
         let multi_warehouse = model.stock.iter().any(|s| s.location_id.is_some());
@@ -318,13 +337,11 @@ fn apply_stocks(
         let mut problem = None;
         for (location, stock) in entries {
             match (multi_warehouse, location) {
-                (true, None) => {
-                    problem = Some("location_id is required: this shop has several warehouses.");
-                }
+                (true, None) => problem = Some(reason::LOCATION_REQUIRED),
                 (true, Some(loc)) => match new_stock.iter_mut().find(|s| s.location_id.as_ref() == Some(loc))
                 {
                     Some(s) => s.stock = *stock,
-                    None => problem = Some("location_id is not a warehouse of this shop."),
+                    None => problem = Some(reason::LOCATION_UNKNOWN),
                 },
                 (false, location) => {
                     new_stock = vec![SellerStock {
@@ -340,10 +357,7 @@ fn apply_stocks(
         }
         let total: i64 = new_stock.iter().map(|s| s.stock).sum();
         if total < reserved {
-            failures.push(failure(
-                model_id,
-                &format!("Stock cannot be less than the stock reserved by promotions ({reserved})."),
-            ));
+            failures.push(failure(model_id, reason::UNDER_RESERVE));
             continue;
         }
         model.stock = new_stock;

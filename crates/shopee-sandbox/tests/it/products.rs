@@ -147,7 +147,7 @@ async fn update_price_reports_failures_per_model() {
         .await;
     assert_eq!(
         a.ok()["failure_list"][0]["failed_reason"],
-        "The item has been deleted."
+        "Can't edit this item. item status can not support editing."
     );
 
     let list: Vec<_> = (0..51)
@@ -194,7 +194,7 @@ async fn update_stock_respects_reserves_and_locations() {
         r["failure_list"][0]["failed_reason"]
             .as_str()
             .unwrap()
-            .contains("reserved by promotions")
+            .contains("less than reserved stock")
     );
     assert_eq!(r["success_list"][0]["model_id"], 22);
     assert_eq!(env.sandbox.stock(SHOP, 2, 21), Some(10));
@@ -216,7 +216,7 @@ async fn update_stock_respects_reserves_and_locations() {
     let wrong = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "XX", "stock": 9}]}]});
     assert_eq!(
         env.post("/api/v2/product/update_stock", wrong).await.ok()["failure_list"][0]["failed_reason"],
-        "location_id is not a warehouse of this shop."
+        "The location_id input is not matched the shop's location_id(more/wrong). Please double check."
     );
     let right = json!({"item_id": 3, "stock_list": [{"model_id": 31, "seller_stock": [{"location_id": "BRZ01", "stock": 9}]}]});
     let r = env.post("/api/v2/product/update_stock", right).await.ok().clone();
