@@ -503,8 +503,9 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
     for i in 0..2 * k {
         let n = multi * 5 + i * 7 % singles;
         let item = map[&rig.sku(n)].0;
-        refused.insert((n, true), "error_item_deleted");
-        refused.insert((n, false), "error_item_deleted");
+        // What each dead letter's reason must say: the meaning of Shopee's documented failed_reason.
+        refused.insert((n, true), "deleted");
+        refused.insert((n, false), "deleted");
         causes.push((
             item,
             ItemFlags {
@@ -517,7 +518,7 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
     for i in 0..3 * k {
         let n = (i * 31 % multi) * 5 + 1;
         let (item, model) = map[&rig.sku(n)];
-        refused.insert((n, false), "error_stock_less_than_promotion_reserved");
+        refused.insert((n, false), "reserved by promotions");
         let flags = ItemFlags {
             promotion_reserved: Some(1_000_000_000),
             model_id: Some(model),
@@ -528,7 +529,7 @@ async fn r7_permanent_refusals_parked_after_one_attempt_and_redriven() {
     for i in 0..3 * k {
         let n = (i * 31 % multi) * 5 + 3;
         let (item, model) = map[&rig.sku(n)];
-        refused.insert((n, true), "error_cannot_update_price_in_promotion");
+        refused.insert((n, true), "price locked by promotion");
         let flags = ItemFlags {
             price_locked: Some(true),
             model_id: Some(model),
