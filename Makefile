@@ -16,7 +16,7 @@ run: ## The whole system locally against the Shopee sandbox (Ctrl-C stops it all
 test: ## fmt + clippy -D warnings + every test + the short chaos profile, starting what the tests need
 	cargo xtask test
 
-lint: ## fmt check + clippy -D warnings
+lint: ## fmt check + clippy -D warnings + no unused dependency (cargo-machete) + deny.toml (licenses, bans, sources)
 	cargo xtask lint
 
 bench: ## Benchmarks (release builds), printed and written to docs/benchmarks.md
