@@ -299,19 +299,24 @@ mod tests {
         Periodic::new(name, every).jitter(0.0)
     }
 
+    /// Spawns `periodic` with a task that only records its start in `log`.
+    fn spawn_marking(periodic: Periodic, stop: &CancellationToken, log: &Log) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(periodic.run_with(stop.clone(), log.clone(), |log| async move {
+            log.mark();
+            anyhow::Ok(())
+        }))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn runs_at_once_then_every_interval() {
         let log = Log::new();
         let stop = CancellationToken::new();
-        let l = log.clone();
-        let task = tokio::spawn(exact("every", 10 * SEC).run(stop.clone(), move || {
-            let l = l.clone();
-            async move {
-                l.mark();
-                // A run that takes time: the next one starts an interval after it ended.
-                tokio::time::sleep(SEC).await;
-                anyhow::Ok(())
-            }
+        let every = exact("every", 10 * SEC);
+        let task = tokio::spawn(every.run_with(stop.clone(), log.clone(), |log| async move {
+            log.mark();
+            // A run that takes time: the next one starts an interval after it ended.
+            tokio::time::sleep(SEC).await;
+            anyhow::Ok(())
         }));
         tokio::time::sleep(35 * SEC).await;
         assert_eq!(log.starts(), [0.0, 11.0, 22.0, 33.0]);
@@ -323,18 +328,7 @@ mod tests {
     async fn wait_first_delays_the_first_run_by_one_interval() {
         let log = Log::new();
         let stop = CancellationToken::new();
-        let l = log.clone();
-        let task = tokio::spawn(
-            exact("wait-first", 5 * SEC)
-                .wait_first()
-                .run(stop.clone(), move || {
-                    let l = l.clone();
-                    async move {
-                        l.mark();
-                        anyhow::Ok(())
-                    }
-                }),
-        );
+        let task = spawn_marking(exact("wait-first", 5 * SEC).wait_first(), &stop, &log);
         tokio::time::sleep(12 * SEC).await;
         assert_eq!(log.starts(), [5.0, 10.0]);
         stop.cancel();
@@ -356,54 +350,46 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_long_run_gets_its_grace_then_is_dropped() {
+    /// Cancels `cancel_after` into the first run of a task that takes `run_for`: how long the helper took to return
+    /// after the cancel, and whether the run finished.
+    async fn cancel_mid_run(
+        periodic: Periodic,
+        run_for: Duration,
+        cancel_after: Duration,
+    ) -> (Duration, bool) {
         let stop = CancellationToken::new();
         let ended = Arc::new(AtomicU32::new(0));
-        let e = Arc::clone(&ended);
-        let task = tokio::spawn(exact("long", SEC).grace(2 * SEC).run(stop.clone(), move || {
-            let e = Arc::clone(&e);
-            async move {
-                tokio::time::sleep(600 * SEC).await;
+        let task = tokio::spawn(
+            periodic.run_with(stop.clone(), Arc::clone(&ended), move |e| async move {
+                tokio::time::sleep(run_for).await;
                 e.fetch_add(1, Ordering::SeqCst);
                 anyhow::Ok(())
-            }
-        }));
-        tokio::time::sleep(5 * SEC).await;
+            }),
+        );
+        tokio::time::sleep(cancel_after).await;
         let cancelled = Instant::now();
         stop.cancel();
         task.await.unwrap();
+        (cancelled.elapsed(), ended.load(Ordering::SeqCst) == 1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_gets_its_grace_then_is_dropped() {
+        let periodic = exact("long", SEC).grace(2 * SEC);
+        let (took, finished) = cancel_mid_run(periodic, 600 * SEC, 5 * SEC).await;
         assert_eq!(
-            cancelled.elapsed(),
+            took,
             2 * SEC,
             "returns when the grace is over, not when the run is"
         );
-        assert_eq!(ended.load(Ordering::SeqCst), 0, "the run was dropped");
+        assert!(!finished, "the run was dropped");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_run_that_ends_within_its_grace_is_finished() {
-        let stop = CancellationToken::new();
-        let ended = Arc::new(AtomicU32::new(0));
-        let e = Arc::clone(&ended);
-        let task = tokio::spawn(exact("short", 60 * SEC).run(stop.clone(), move || {
-            let e = Arc::clone(&e);
-            async move {
-                tokio::time::sleep(3 * SEC).await;
-                e.fetch_add(1, Ordering::SeqCst);
-                anyhow::Ok(())
-            }
-        }));
-        tokio::time::sleep(2 * SEC).await;
-        let cancelled = Instant::now();
-        stop.cancel();
-        task.await.unwrap();
-        assert_eq!(
-            cancelled.elapsed(),
-            SEC,
-            "waited for the run, not for the default grace"
-        );
-        assert_eq!(ended.load(Ordering::SeqCst), 1);
+        let (took, finished) = cancel_mid_run(exact("short", 60 * SEC), 3 * SEC, 2 * SEC).await;
+        assert_eq!(took, SEC, "waited for the run, not for the default grace");
+        assert!(finished);
     }
 
     #[tokio::test(start_paused = true)]
@@ -449,14 +435,12 @@ mod tests {
     async fn a_full_batch_runs_again_at_once() {
         let log = Log::new();
         let stop = CancellationToken::new();
-        let l = log.clone();
-        let task = tokio::spawn(
-            exact("drain", 10 * SEC).run_with(stop.clone(), l, |l| async move {
-                // Three full batches, then empty.
-                let run = l.mark();
-                anyhow::Ok(Next::immediately_if(run % 4 != 0))
-            }),
-        );
+        let drain = exact("drain", 10 * SEC);
+        let task = tokio::spawn(drain.run_with(stop.clone(), log.clone(), |log| async move {
+            // Three full batches, then empty.
+            let run = log.mark();
+            anyhow::Ok(Next::immediately_if(run % 4 != 0))
+        }));
         tokio::time::sleep(15 * SEC).await;
         stop.cancel();
         task.await.unwrap();
@@ -468,15 +452,8 @@ mod tests {
         let log = Log::new();
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
-        let l = log.clone();
         let periodic = exact("woken", 30 * SEC).wait_first().wake_on(Arc::clone(&wake));
-        let task = tokio::spawn(periodic.run(stop.clone(), move || {
-            let l = l.clone();
-            async move {
-                l.mark();
-                anyhow::Ok(())
-            }
-        }));
+        let task = spawn_marking(periodic, &stop, &log);
         tokio::time::sleep(4 * SEC).await;
         wake.notify_one();
         tokio::time::sleep(40 * SEC).await;
@@ -489,15 +466,8 @@ mod tests {
     async fn jitter_only_shortens_the_wait() {
         let log = Log::new();
         let stop = CancellationToken::new();
-        let l = log.clone();
         let periodic = Periodic::new("jittered", 10 * SEC).jitter(0.5);
-        let task = tokio::spawn(periodic.run(stop.clone(), move || {
-            let l = l.clone();
-            async move {
-                l.mark();
-                anyhow::Ok(())
-            }
-        }));
+        let task = spawn_marking(periodic, &stop, &log);
         tokio::time::sleep(300 * SEC).await;
         stop.cancel();
         task.await.unwrap();
