@@ -439,7 +439,7 @@ mod tests {
         let task = tokio::spawn(drain.run_with(stop.clone(), log.clone(), |log| async move {
             // Three full batches, then empty.
             let run = log.mark();
-            anyhow::Ok(Next::immediately_if(run % 4 != 0))
+            anyhow::Ok(Next::immediately_if(!run.is_multiple_of(4)))
         }));
         tokio::time::sleep(15 * SEC).await;
         stop.cancel();
