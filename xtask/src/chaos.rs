@@ -81,9 +81,24 @@ fn summary(path: &PathBuf) -> bool {
             .and_then(|id| id.trim_start_matches('R').parse::<u32>().ok())
             .unwrap_or(u32::MAX)
     });
-    for r in &rows {
+    // A scenario nextest retries (R8: see .config/nextest.toml) writes one row per attempt, in order: the last
+    // attempt decides, and an earlier failed attempt is printed as such (never hidden).
+    let last_of_id: std::collections::HashMap<String, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r["id"].as_str().unwrap_or("?").to_owned(), i))
+        .collect();
+    for (i, r) in rows.iter().enumerate() {
         let passed = r["passed"].as_bool().unwrap_or(false);
-        all_passed &= passed;
+        let is_last = last_of_id.get(r["id"].as_str().unwrap_or("?")) == Some(&i);
+        if is_last {
+            all_passed &= passed;
+        }
+        let label = match (passed, is_last) {
+            (true, _) => "PASS",
+            (false, true) => "FAIL",
+            (false, false) => "FAIL, retried",
+        };
         let counts: Vec<String> = r["counts"]
             .as_array()
             .into_iter()
@@ -93,7 +108,7 @@ fn summary(path: &PathBuf) -> bool {
         println!(
             "{:<4} {}  {:>6.1} s  {}\n       {}",
             r["id"].as_str().unwrap_or("?"),
-            if passed { "PASS" } else { "FAIL" },
+            label,
             r["seconds"].as_f64().unwrap_or(0.0),
             r["title"].as_str().unwrap_or(""),
             counts.join(", ")
