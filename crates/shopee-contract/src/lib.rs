@@ -371,12 +371,6 @@ impl Api {
         }
         answer
     }
-
-    /// A request with every documented parameter present at its documented type (for GET as query pairs, arrays
-    /// as repeated keys).
-    pub fn synthesize_request(&self) -> Value {
-        synthesize_object(&self.request)
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

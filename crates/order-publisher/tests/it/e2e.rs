@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use shopee_sandbox::SeedOrder;
 
-use crate::stack::{ITEM, SKU, Stack};
+use crate::stack::{ITEM, Received, SKU, Stack};
 
 fn order(stack: &Stack, sn: &str) -> SeedOrder {
     let mut o = SeedOrder::example(stack.shop, sn, ITEM, SKU);
@@ -168,16 +168,7 @@ async fn lost_pushes_are_recovered_by_reconciliation() {
     assert_eq!(stored, 0, "the pushes were dropped");
     stack.start_publisher().await;
     let got = stack.pull_until(3, Duration::from_secs(30)).await;
-    let mut sns: Vec<String> = got
-        .iter()
-        .map(|m| {
-            m.payload["order"]["external_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-    sns.sort();
+    let sns = external_ids(&got);
     assert_eq!(sns, vec!["LOST00000000", "LOST00000001", "LOST00000002"]);
     assert!(
         stack.pull_until(1, Duration::from_secs(3)).await.is_empty(),
@@ -204,16 +195,7 @@ async fn an_order_with_no_push_at_all_is_found_by_the_order_list_scan() {
     );
     stack.start_publisher().await;
     let got = stack.pull_until(2, Duration::from_secs(30)).await;
-    let mut sns: Vec<String> = got
-        .iter()
-        .map(|m| {
-            m.payload["order"]["external_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-    sns.sort();
+    let sns = external_ids(&got);
     assert_eq!(sns, vec!["GONE00000000", "GONE00000001"]);
     let listed: Vec<_> = stack
         .sandbox
@@ -265,4 +247,19 @@ async fn hubs_follow_the_hub_config_service() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The published orders' `external_id`s, sorted.
+fn external_ids(got: &[Received]) -> Vec<String> {
+    let mut sns: Vec<String> = got
+        .iter()
+        .map(|m| {
+            m.payload["order"]["external_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    sns.sort();
+    sns
 }
